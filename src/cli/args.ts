@@ -1,0 +1,34 @@
+/**
+ * Flag parsing for the CLI, on node:util parseArgs (strict: an unknown flag is an error).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ErrorCode, WebhookError } from '../errors.js';
+
+/** usageError builds the LBP_USAGE error the CLI turns into exit code 2 and a usage hint. */
+export function usageError(message: string, cause?: unknown): WebhookError {
+  return new WebhookError(ErrorCode.USAGE, message, { cause });
+}
+
+/** parseFlags parses argv against the options; it throws LBP_USAGE for unknown flags or missing values. */
+export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(argv: readonly string[], options: T, positionals: boolean) {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: positionals });
+  } catch (err: unknown) {
+    throw usageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''), err);
+  }
+}
+
+/** requireString returns a required string flag or throws LBP_USAGE naming it. */
+export function requireString(value: string | boolean | undefined | (string | boolean)[], flag: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw usageError(`--${flag} is required`);
+  return value;
+}
+
+/** integerFlag parses an integer flag within bounds, or returns the fallback when absent. */
+export function integerFlag(value: string | undefined, flag: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw usageError(`--${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}

@@ -1,0 +1,265 @@
+/**
+ * decide: the webhook's one decision, pure. Given an object, the admission operation and the
+ * policy, it returns the mutated object and its JSON patch (clone, change, diff), one reason per
+ * change, and warnings. The same function serves the HTTP server and the offline CLI.
+ */
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import { isObject, objectAt, stringAt, stringMap, type JsonObject } from './json.js';
+import { globToRegExp } from './names.js';
+import { isProbeSetting, PROBE_ANNOTATION, type ProbeSetting } from './probe.js';
+import {
+  GATEWAY_GROUP,
+  gatewayTarget,
+  infrastructureAnnotations,
+  NOT_PROPAGATED_PREFIX,
+  serviceTarget,
+  type LoadBalancerTarget,
+} from './target.js';
+import type { HandledKind, Policy, Rule } from '../policy/schema.js';
+import { providerFor } from '../providers/index.js';
+import type { ProviderResult } from '../providers/provider.js';
+
+/** Outcome is what a decision did: patched, warned (would patch, warn mode), unchanged (already right), skipped (not ours). */
+export type Outcome = 'patched' | 'warned' | 'unchanged' | 'skipped';
+
+/** AnnotationLocation is the map an annotation is written to. */
+export type AnnotationLocation = 'metadata.annotations' | 'spec.infrastructure.annotations';
+
+/** AnnotationChange is one annotation added or replaced, with the reason for it. */
+export interface AnnotationChange {
+  readonly location: AnnotationLocation;
+  readonly key: string;
+  readonly value: string;
+  /** previous is the value replaced (only with overwrite: true); absent for an added key. */
+  readonly previous?: string;
+  readonly reason: string;
+}
+
+/** Decision is the result of decide. */
+export interface Decision {
+  readonly outcome: Outcome;
+  /** object is the mutated object, present only when outcome is `patched`. */
+  readonly object?: JsonObject;
+  /** patch is the JSON patch from the admitted object to `object`; empty unless `patched`. */
+  readonly patch: readonly Operation[];
+  /** changes lists every annotation added or replaced (or, in warn mode, that would be). */
+  readonly changes: readonly AnnotationChange[];
+  /** reasons say, one per group of annotations applied (or that would be in warn mode), what changed and why. */
+  readonly reasons: readonly string[];
+  /** warnings are for the user: what could not be done as asked, and values replaced. */
+  readonly warnings: readonly string[];
+  /** notes explain a no-op for logs and `check`: why the object was skipped or left as it is. */
+  readonly notes: readonly string[];
+  /** probe is the probe setting that applied, when the object was one the webhook handles. */
+  readonly probe?: ProbeSetting;
+}
+
+/** DecisionInput is what decide looks at. */
+export interface DecisionInput {
+  readonly object: unknown;
+  /** operation is the admission operation: CREATE, UPDATE, DELETE or CONNECT. */
+  readonly operation: string;
+  readonly policy: Policy;
+  /** namespace is the request's namespace; it wins over metadata.namespace, which a CREATE may leave empty. */
+  readonly namespace?: string | undefined;
+}
+
+/** WARNING_PREFIX starts every warning, so kubectl users see where it comes from. */
+export const WARNING_PREFIX = 'lb-probe-webhook: ';
+
+/** LAST_APPLIED_ANNOTATION is kubectl's bookkeeping annotation; it is never copied into spec.infrastructure.annotations. */
+const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+
+function skipped(note: string, extra: Partial<Decision> = {}): Decision {
+  return { outcome: 'skipped', patch: [], changes: [], reasons: [], warnings: [], notes: [note], ...extra };
+}
+
+/** handledKind returns the kind decide handles for an object (core/v1 Service, Gateway API v1/v1beta1 Gateway), or undefined. */
+export function handledKind(object: unknown): HandledKind | undefined {
+  const kind = stringAt(object, 'kind');
+  const apiVersion = stringAt(object, 'apiVersion');
+  if (kind === 'Service' && apiVersion === 'v1') return 'Service';
+  if (kind === 'Gateway' && (apiVersion === `${GATEWAY_GROUP}/v1` || apiVersion === `${GATEWAY_GROUP}/v1beta1`)) return 'Gateway';
+  return undefined;
+}
+
+const globCache = new WeakMap<Rule, readonly RegExp[]>();
+
+function ruleMatches(rule: Rule, namespace: string | undefined, labels: Record<string, string>): boolean {
+  const { namespaces, labels: wanted } = rule.match;
+  if (namespaces !== undefined) {
+    let globs = globCache.get(rule);
+    if (globs === undefined) {
+      globs = namespaces.map(globToRegExp);
+      globCache.set(rule, globs);
+    }
+    if (namespace === undefined || !globs.some((g) => g.test(namespace))) return false;
+  }
+  return Object.entries(wanted ?? {}).every(([k, v]) => labels[k] === v);
+}
+
+/** probeFor picks the probe setting: the object's lb-probe-webhook/probe annotation, else the first matching rule, else the policy's probe. */
+function probeFor(object: JsonObject, policy: Policy, namespace: string | undefined, warnings: string[]): ProbeSetting {
+  const metadata = objectAt(object, 'metadata');
+  const override = stringMap(metadata?.['annotations'])[PROBE_ANNOTATION];
+  if (override !== undefined) {
+    if (isProbeSetting(override)) return override;
+    warnings.push(`${WARNING_PREFIX}ignored ${PROBE_ANNOTATION}=${JSON.stringify(override)}; use tcp, readiness or none`);
+  }
+  const labels = stringMap(metadata?.['labels']);
+  return policy.rules.find((rule) => ruleMatches(rule, namespace, labels))?.probe ?? policy.probe;
+}
+
+interface Placement {
+  readonly location: AnnotationLocation;
+  /** map returns the annotation map to write into, creating it on the clone when needed. */
+  readonly map: (clone: JsonObject) => Record<string, unknown>;
+  readonly existing: Record<string, string>;
+  readonly warnings: readonly string[];
+}
+
+function ensureMap(parent: Record<string, unknown>, key: string): Record<string, unknown> {
+  const current = parent[key];
+  if (isObject(current)) return current;
+  const created: Record<string, unknown> = {};
+  parent[key] = created;
+  return created;
+}
+
+function metadataPlacement(object: JsonObject, warnings: readonly string[] = []): Placement {
+  return {
+    location: 'metadata.annotations',
+    map: (clone) => ensureMap(ensureMap(clone, 'metadata'), 'annotations'),
+    existing: stringMap(objectAt(object, 'metadata')?.['annotations']),
+    warnings,
+  };
+}
+
+/**
+ * placementFor chooses where a Gateway's annotations go. Istio copies spec.infrastructure.annotations
+ * when that map exists and metadata.annotations only while it is absent, so a new infrastructure map
+ * starts with the metadata annotations that propagate today: none of them stops propagating.
+ */
+function placementFor(kind: HandledKind, object: JsonObject, policy: Policy): Placement {
+  if (kind === 'Service') return metadataPlacement(object);
+  const infra = infrastructureAnnotations(object);
+  const target = policy.gateway.annotationsTarget;
+  if (target === 'metadata' || (target === 'auto' && infra === undefined)) {
+    const warnings =
+      infra === undefined
+        ? []
+        : [`${WARNING_PREFIX}spec.infrastructure.annotations is set, so annotations in metadata do not reach the generated Service (policy gateway.annotationsTarget: metadata)`];
+    return metadataPlacement(object, warnings);
+  }
+  const carried =
+    infra === undefined
+      ? Object.fromEntries(
+          Object.entries(stringMap(objectAt(object, 'metadata')?.['annotations'])).filter(
+            ([k]) => !k.startsWith(NOT_PROPAGATED_PREFIX) && k !== LAST_APPLIED_ANNOTATION,
+          ),
+        )
+      : {};
+  return {
+    location: 'spec.infrastructure.annotations',
+    map: (clone) => {
+      const created = infra === undefined;
+      const map = ensureMap(ensureMap(ensureMap(clone, 'spec'), 'infrastructure'), 'annotations');
+      if (created) Object.assign(map, carried);
+      return map;
+    },
+    existing: infra === undefined ? carried : stringMap(infra),
+    warnings: [],
+  };
+}
+
+/** applyGroups writes the provider's groups into the map, whole groups only, and records each change. */
+function applyGroups(
+  result: ProviderResult,
+  placement: Placement,
+  map: Record<string, unknown>,
+  policy: Policy,
+  changes: AnnotationChange[],
+  warnings: string[],
+  notes: string[],
+): string[] {
+  const reasons: string[] = [];
+  for (const group of result.groups) {
+    const entries = Object.entries(group.annotations);
+    const conflicts = entries.filter(([k, v]) => placement.existing[k] !== undefined && placement.existing[k] !== v);
+    if (conflicts.length > 0 && !policy.overwrite) {
+      notes.push(`kept ${conflicts.map(([k]) => `${k}=${JSON.stringify(placement.existing[k])}`).join(', ')} set on the object (overwrite: false)`);
+      continue;
+    }
+    let changed = false;
+    for (const [key, value] of entries) {
+      const previous = placement.existing[key];
+      if (previous === value) continue;
+      map[key] = value;
+      changed = true;
+      changes.push({ location: placement.location, key, value, ...(previous !== undefined && { previous }), reason: group.reason });
+      if (previous !== undefined) warnings.push(`${WARNING_PREFIX}replaced ${key}=${JSON.stringify(previous)} with ${JSON.stringify(value)} (overwrite: true)`);
+    }
+    if (changed) reasons.push(group.reason);
+  }
+  return reasons;
+}
+
+/**
+ * decide computes the webhook's answer for one object. It never throws on odd input: an object of
+ * the wrong shape is skipped with a note. Applying it to its own output changes nothing.
+ */
+export function decide(input: DecisionInput): Decision {
+  const { object, operation, policy } = input;
+  if (operation !== 'CREATE' && operation !== 'UPDATE') return skipped(`operation ${operation} is never mutated`);
+  if (!isObject(object)) return skipped('no object in the request');
+  const kind = handledKind(object);
+  if (kind === undefined) return skipped(`${stringAt(object, 'apiVersion') ?? '?'} ${stringAt(object, 'kind') ?? '?'} is not a Service or Gateway`);
+  if (!policy.kinds.includes(kind)) return skipped(`the policy does not handle ${kind}s`);
+
+  const target: LoadBalancerTarget | undefined = kind === 'Service' ? serviceTarget(object) : gatewayTarget(object);
+  if (target === undefined) return skipped(kind === 'Service' ? 'not a LoadBalancer Service' : 'the Gateway does not ask for a LoadBalancer Service');
+  if (target.affected.length === 0) return skipped(kind === 'Service' ? 'no TCP port with appProtocol http or https' : 'no HTTP or HTTPS listener');
+
+  const warnings: string[] = [];
+  const namespace = input.namespace || stringAt(objectAt(object, 'metadata'), 'namespace');
+  const probe = probeFor(object, policy, namespace, warnings);
+  if (probe === 'none') return skipped('probe is none', { warnings, probe });
+
+  const provider = providerFor(policy.provider);
+  const result = provider.annotate({ target, intent: probe, readiness: policy.readiness, policy });
+  warnings.push(...result.warnings.map((w) => WARNING_PREFIX + w));
+  const notes = [...result.notes];
+
+  const placement = placementFor(kind, object, policy);
+  warnings.push(...placement.warnings);
+  const clone = structuredClone(object);
+  const map = placement.map(clone);
+  const changes: AnnotationChange[] = [];
+  const reasons = applyGroups(result, placement, map, policy, changes, warnings, notes);
+
+  if (changes.length === 0) return { outcome: 'unchanged', patch: [], changes, reasons: [], warnings, notes, probe };
+
+  if (placement.location === 'spec.infrastructure.annotations') {
+    const size = Object.keys(map).length;
+    const max = policy.gateway.maxInfrastructureAnnotations;
+    if (size > max) {
+      warnings.push(
+        `${WARNING_PREFIX}left unchanged: spec.infrastructure.annotations would hold ${size} entries, over the cap of ${max}; ` +
+          'remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service',
+      );
+      return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe };
+    }
+  }
+
+  if (policy.mode === 'warn') return { outcome: 'warned', patch: [], changes, reasons, warnings, notes, probe };
+  return { outcome: 'patched', object: clone, patch: fastJsonPatch.compare(object, clone), changes, reasons, warnings, notes, probe };
+}
+
+/**
+ * userMessages lists what a user is told about a decision (kubectl warnings, CLI stderr): each
+ * change with its reason (as `would change` in warn mode), then the warnings.
+ */
+export function userMessages(decision: Decision): string[] {
+  const lead = decision.outcome === 'warned' ? `${WARNING_PREFIX}would change (mode warn): ` : WARNING_PREFIX;
+  return [...decision.reasons.map((r) => lead + r), ...decision.warnings];
+}

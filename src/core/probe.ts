@@ -1,0 +1,25 @@
+/** ProbeIntent is what the load balancer should probe: the traffic port over TCP, or the gateway's readiness endpoint. */
+export type ProbeIntent = 'tcp' | 'readiness';
+
+/** ProbeSetting is a ProbeIntent, or `none` to leave the object alone. */
+export type ProbeSetting = ProbeIntent | 'none';
+
+/** PROBE_SETTINGS lists every valid ProbeSetting, in the order the docs give them. */
+export const PROBE_SETTINGS: readonly ProbeSetting[] = ['tcp', 'readiness', 'none'];
+
+/** isProbeSetting tells whether a string is a valid ProbeSetting. */
+export function isProbeSetting(value: unknown): value is ProbeSetting {
+  return typeof value === 'string' && (PROBE_SETTINGS as readonly string[]).includes(value);
+}
+
+/** ReadinessEndpoint is the HTTP endpoint a readiness probe targets: a Service port (name or number) and a path. */
+export interface ReadinessEndpoint {
+  port: string | number;
+  path: string;
+}
+
+/**
+ * PROBE_ANNOTATION is the per-object override: `tcp`, `readiness` or `none` on a Service or Gateway
+ * wins over the policy and its rules.
+ */
+export const PROBE_ANNOTATION = 'lb-probe-webhook/probe';

@@ -1,0 +1,140 @@
+/**
+ * The load-balancer target: the Service a cloud load balancer will probe, seen the same way
+ * whether it is a Service under admission or the Service an implementation will generate for a
+ * Gateway. Providers only ever see this view.
+ */
+import { arrayAt, integerAt, isObject, objectAt, stringAt, stringMap, type JsonObject } from './json.js';
+
+/** ServicePort is one port of the load-balanced Service. */
+export interface ServicePort {
+  readonly name: string | undefined;
+  readonly port: number;
+  readonly protocol: string;
+  readonly appProtocol: string | undefined;
+}
+
+/** LoadBalancerTarget describes the Service a cloud load balancer probes. */
+export interface LoadBalancerTarget {
+  /** kind is the admitted object's kind: the Service itself, or a Gateway that generates it. */
+  readonly kind: 'Service' | 'Gateway';
+  /** ports are all ports of the Service, in order. */
+  readonly ports: readonly ServicePort[];
+  /** affected are the ports whose appProtocol makes the cloud probe GET /. */
+  readonly affected: readonly ServicePort[];
+  /** annotations are the annotations the Service carries (for a Gateway: those that propagate to it). */
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly loadBalancerClass: string | undefined;
+  readonly externalTrafficPolicy: string | undefined;
+}
+
+/** GATEWAY_GROUP is the Gateway API group; its v1 and v1beta1 Gateways are handled. */
+export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+
+/**
+ * ISTIO_STATUS_PORT is the status port Istio puts first on every Service it generates for a
+ * Gateway (istio/istio pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go, extractServicePorts).
+ */
+export const ISTIO_STATUS_PORT: ServicePort = { name: 'status-port', port: 15021, protocol: 'TCP', appProtocol: 'tcp' };
+
+/** ISTIO_GATEWAY_CLASSES are the GatewayClass names whose generated Service carries Istio's status port. */
+export const ISTIO_GATEWAY_CLASSES: readonly string[] = ['istio'];
+
+/**
+ * ISTIO_SERVICE_TYPE_ANNOTATION on a Gateway sets the type of the Service Istio generates
+ * (LoadBalancer when absent).
+ */
+export const ISTIO_SERVICE_TYPE_ANNOTATION = 'networking.istio.io/service-type';
+
+/** NOT_PROPAGATED_PREFIX marks Gateway annotations Istio does not copy to the generated Service. */
+export const NOT_PROPAGATED_PREFIX = 'gateway.networking.k8s.io/';
+
+const PROBED_APP_PROTOCOLS = new Set(['http', 'https']);
+const PROBED_LISTENER_PROTOCOLS = new Set(['HTTP', 'HTTPS']);
+
+/** isProbedAppProtocol tells whether an appProtocol makes a cloud probe the port with GET / (http or https, any case). */
+export function isProbedAppProtocol(appProtocol: string | undefined): boolean {
+  return appProtocol !== undefined && PROBED_APP_PROTOCOLS.has(appProtocol.toLowerCase());
+}
+
+/** findPort resolves a Service port by name or by number (a string of digits counts as a number). */
+export function findPort(ports: readonly ServicePort[], ref: string | number): ServicePort | undefined {
+  const asNumber = typeof ref === 'number' ? ref : /^\d+$/.test(ref) ? Number(ref) : undefined;
+  if (asNumber !== undefined) return ports.find((p) => p.port === asNumber);
+  return ports.find((p) => p.name === ref);
+}
+
+/** serviceTarget builds the target of a Service, or undefined when it is not of type LoadBalancer. */
+export function serviceTarget(service: JsonObject): LoadBalancerTarget | undefined {
+  const spec = objectAt(service, 'spec');
+  if (stringAt(spec, 'type') !== 'LoadBalancer') return undefined;
+  const ports: ServicePort[] = [];
+  for (const raw of arrayAt(spec, 'ports')) {
+    const port = integerAt(raw, 'port');
+    if (port === undefined) continue;
+    ports.push({
+      name: stringAt(raw, 'name'),
+      port,
+      protocol: stringAt(raw, 'protocol') ?? 'TCP',
+      appProtocol: stringAt(raw, 'appProtocol'),
+    });
+  }
+  return {
+    kind: 'Service',
+    ports,
+    affected: ports.filter((p) => p.protocol === 'TCP' && isProbedAppProtocol(p.appProtocol)),
+    annotations: stringMap(objectAt(service, 'metadata')?.['annotations']),
+    loadBalancerClass: stringAt(spec, 'loadBalancerClass'),
+    externalTrafficPolicy: stringAt(spec, 'externalTrafficPolicy'),
+  };
+}
+
+/** infrastructureAnnotations returns the Gateway's spec.infrastructure.annotations map, or undefined when absent. */
+export function infrastructureAnnotations(gateway: JsonObject): JsonObject | undefined {
+  return objectAt(objectAt(objectAt(gateway, 'spec'), 'infrastructure'), 'annotations');
+}
+
+/**
+ * propagatingAnnotations returns the Gateway annotations Istio copies to the generated Service:
+ * spec.infrastructure.annotations when that map exists, else metadata.annotations without the
+ * gateway.networking.k8s.io/ keys.
+ */
+export function propagatingAnnotations(gateway: JsonObject): Record<string, string> {
+  const infra = infrastructureAnnotations(gateway);
+  if (infra !== undefined) return stringMap(infra);
+  const meta = stringMap(objectAt(gateway, 'metadata')?.['annotations']);
+  return Object.fromEntries(Object.entries(meta).filter(([k]) => !k.startsWith(NOT_PROPAGATED_PREFIX)));
+}
+
+/**
+ * gatewayTarget builds the target of the Service a Gateway's implementation generates: one port
+ * per distinct listener port (named after the first listener on it, appProtocol = its protocol in
+ * lower case), after Istio's status port for Istio classes. Undefined when the Gateway asks for a
+ * Service type other than LoadBalancer.
+ */
+export function gatewayTarget(gateway: JsonObject): LoadBalancerTarget | undefined {
+  // Istio reads the Service type from the Gateway's metadata.annotations only.
+  const serviceType = stringMap(objectAt(gateway, 'metadata')?.['annotations'])[ISTIO_SERVICE_TYPE_ANNOTATION];
+  if (serviceType !== undefined && serviceType !== 'LoadBalancer') return undefined;
+
+  const spec = objectAt(gateway, 'spec');
+  const className = stringAt(spec, 'gatewayClassName');
+  const ports: ServicePort[] = className !== undefined && ISTIO_GATEWAY_CLASSES.includes(className) ? [ISTIO_STATUS_PORT] : [];
+  const affectedPorts = new Set<number>();
+  for (const listener of arrayAt(spec, 'listeners')) {
+    if (!isObject(listener)) continue;
+    const port = integerAt(listener, 'port');
+    const protocol = stringAt(listener, 'protocol');
+    if (port === undefined || protocol === undefined) continue;
+    if (PROBED_LISTENER_PROTOCOLS.has(protocol)) affectedPorts.add(port);
+    if (ports.some((p) => p.port === port)) continue;
+    ports.push({ name: stringAt(listener, 'name'), port, protocol: 'TCP', appProtocol: protocol.toLowerCase() });
+  }
+  return {
+    kind: 'Gateway',
+    ports,
+    affected: ports.filter((p) => affectedPorts.has(p.port)),
+    annotations: propagatingAnnotations(gateway),
+    loadBalancerClass: undefined,
+    externalTrafficPolicy: undefined,
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * buildHealthApp returns the plain-HTTP health server: GET /healthz (the process answers) and
+ * GET /readyz (the webhook can serve reviews). Kept apart from the TLS port so kubelet probes need
+ * no certificate.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+/** HealthAppOptions configures buildHealthApp. */
+export interface HealthAppOptions {
+  readonly logger: Logger;
+  /** ready returns undefined when ready, else the reason it is not. */
+  readonly ready: () => string | undefined;
+}
+
+/** buildHealthApp builds the health server; it never listens. */
+export function buildHealthApp(options: HealthAppOptions): FastifyInstance {
+  const app = Fastify({ loggerInstance: options.logger, disableRequestLogging: true }) as unknown as FastifyInstance;
+  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const reason = options.ready();
+    if (reason === undefined) return { status: 'ready' };
+    return reply.code(503).send({ status: 'not ready', reason });
+  });
+  return app;
+}

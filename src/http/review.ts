@@ -1,0 +1,104 @@
+/**
+ * The AdmissionReview edge: decode an untrusted body into a version-neutral request once, and
+ * encode a decision back into an admission.k8s.io/v1 AdmissionReview. Nothing else in the project
+ * knows the wire format.
+ */
+import type { Operation } from 'fast-json-patch';
+import { isObject, objectAt, stringAt } from '../core/json.js';
+import { ErrorCode, WebhookError } from '../errors.js';
+
+/** ADMISSION_API_VERSION is the only AdmissionReview version served (admissionReviewVersions: [v1]). */
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+
+const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
+
+/** MAX_UID_LENGTH bounds the uid echoed back; API server uids are 36-character UUIDs. */
+const MAX_UID_LENGTH = 256;
+
+/**
+ * MAX_WARNING_LENGTH: Kubernetes asks webhooks to keep warnings under 120 characters where
+ * possible and may truncate those over 256 (admission.k8s.io/v1 AdmissionResponse.warnings).
+ */
+export const MAX_WARNING_LENGTH = 256;
+
+/** MAX_WARNINGS bounds the number of warnings in one response. */
+export const MAX_WARNINGS = 20;
+
+/** AdmissionRequest is the part of an AdmissionReview request the webhook reads, checked. */
+export interface AdmissionRequest {
+  readonly uid: string;
+  readonly kind: { readonly group: string; readonly version: string; readonly kind: string };
+  readonly namespace: string | undefined;
+  readonly name: string | undefined;
+  readonly operation: (typeof OPERATIONS)[number];
+  readonly object: unknown;
+  readonly dryRun: boolean;
+}
+
+function invalid(message: string): WebhookError {
+  return new WebhookError(ErrorCode.REVIEW_INVALID, `malformed AdmissionReview: ${message}`);
+}
+
+/** decodeReview checks a parsed JSON body and returns its request; it throws LBP_REVIEW_INVALID with the first problem found. */
+export function decodeReview(body: unknown): AdmissionRequest {
+  if (!isObject(body)) throw invalid('the body must be a JSON object');
+  const apiVersion = body['apiVersion'];
+  if (apiVersion !== ADMISSION_API_VERSION) {
+    throw invalid(`apiVersion must be ${ADMISSION_API_VERSION}, got ${JSON.stringify(apiVersion ?? null).slice(0, 64)}`);
+  }
+  if (body['kind'] !== 'AdmissionReview') throw invalid(`kind must be AdmissionReview, got ${JSON.stringify(body['kind'] ?? null).slice(0, 64)}`);
+  const request = body['request'];
+  if (!isObject(request)) throw invalid('request must be an object');
+  const uid = request['uid'];
+  if (typeof uid !== 'string' || uid.length === 0 || uid.length > MAX_UID_LENGTH) {
+    throw invalid(`request.uid must be a non-empty string of at most ${MAX_UID_LENGTH} characters`);
+  }
+  const operation = request['operation'];
+  if (typeof operation !== 'string' || !(OPERATIONS as readonly string[]).includes(operation)) {
+    throw invalid(`request.operation must be one of ${OPERATIONS.join(', ')}`);
+  }
+  const kind = objectAt(request, 'kind');
+  const kindName = stringAt(kind, 'kind');
+  if (kind === undefined || kindName === undefined || typeof kind['version'] !== 'string') {
+    throw invalid('request.kind must be an object with string version and kind');
+  }
+  const object = request['object'];
+  if ((operation === 'CREATE' || operation === 'UPDATE') && !isObject(object)) {
+    throw invalid(`request.object must be an object for ${operation}`);
+  }
+  const dryRun = request['dryRun'];
+  if (dryRun !== undefined && dryRun !== null && typeof dryRun !== 'boolean') throw invalid('request.dryRun must be a boolean');
+  for (const field of ['namespace', 'name'] as const) {
+    const value = request[field];
+    if (value !== undefined && value !== null && typeof value !== 'string') throw invalid(`request.${field} must be a string`);
+  }
+  return {
+    uid,
+    kind: { group: stringAt(kind, 'group') ?? '', version: kind['version'], kind: kindName },
+    namespace: stringAt(request, 'namespace') || undefined,
+    name: stringAt(request, 'name') || stringAt(objectAt(object, 'metadata'), 'name') || undefined,
+    operation: operation as AdmissionRequest['operation'],
+    object,
+    dryRun: dryRun === true,
+  };
+}
+
+function boundWarnings(warnings: readonly string[]): string[] {
+  const out = warnings.slice(0, MAX_WARNINGS).map((w) => (w.length > MAX_WARNING_LENGTH ? `${w.slice(0, MAX_WARNING_LENGTH - 1)}…` : w));
+  if (warnings.length > MAX_WARNINGS) out[MAX_WARNINGS - 1] = `lb-probe-webhook: ${warnings.length - MAX_WARNINGS + 1} more warnings in the webhook log`;
+  return out;
+}
+
+/** encodeResponse builds the AdmissionReview answer: always allowed, the uid copied, the patch base64-encoded when there is one. */
+export function encodeResponse(uid: string, patch: readonly Operation[], warnings: readonly string[]): object {
+  return {
+    apiVersion: ADMISSION_API_VERSION,
+    kind: 'AdmissionReview',
+    response: {
+      uid,
+      allowed: true,
+      ...(patch.length > 0 && { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') }),
+      ...(warnings.length > 0 && { warnings: boundWarnings(warnings) }),
+    },
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * DigitalOcean. The default check is HTTP /healthz on kube-proxy (since ccm v0.1.51). A readiness
+ * check needs do-loadbalancer-override-health-check present and a health check port that equals a
+ * Service port number, which the controller maps to its nodePort.
+ */
+import { findPort } from '../core/target.js';
+import { defaultProbeIsRight, readinessUrl, result, type Provider } from './provider.js';
+
+const PREFIX = 'service.beta.kubernetes.io/do-loadbalancer-';
+
+/** digitalocean is the DigitalOcean provider. */
+export const digitalocean: Provider = {
+  name: 'digitalocean',
+  title: 'DigitalOcean',
+  annotate({ target, intent, readiness }) {
+    if (intent === 'tcp') return defaultProbeIsRight('DigitalOcean', "the default check is kube-proxy's /healthz");
+    const port = findPort(target.ports, readiness.port);
+    if (port === undefined) {
+      return result({ warnings: [`DigitalOcean: readiness port ${readiness.port} is not a port of the Service, so the default check stays`] });
+    }
+    return result({
+      groups: [
+        {
+          annotations: {
+            [`${PREFIX}override-health-check`]: 'true', // presence is what counts; the value is not read
+            [`${PREFIX}healthcheck-protocol`]: 'http',
+            [`${PREFIX}healthcheck-port`]: String(port.port),
+            [`${PREFIX}healthcheck-path`]: readiness.path,
+          },
+          reason: `DigitalOcean checks the nodes with GET ${readinessUrl({ port: port.port, path: readiness.path })}`,
+        },
+      ],
+    });
+  },
+};

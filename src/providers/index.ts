@@ -1,0 +1,29 @@
+/**
+ * The provider registry. Adding a cloud is one new module and one line here.
+ */
+import { alibaba } from './alibaba.js';
+import { aws } from './aws.js';
+import { azure } from './azure.js';
+import { custom } from './custom.js';
+import { digitalocean } from './digitalocean.js';
+import { gcp } from './gcp.js';
+import { hetzner } from './hetzner.js';
+import { ibm } from './ibm.js';
+import { linode } from './linode.js';
+import { oci } from './oci.js';
+import type { Provider } from './provider.js';
+
+/** PROVIDERS maps each policy `provider` value to its implementation. */
+export const PROVIDERS: Readonly<Record<string, Provider>> = Object.fromEntries(
+  [azure, aws, gcp, digitalocean, hetzner, linode, oci, alibaba, ibm, custom].map((p) => [p.name, p]),
+);
+
+/** PROVIDER_NAMES lists the valid `provider` values, in registry order. */
+export const PROVIDER_NAMES: readonly string[] = Object.keys(PROVIDERS);
+
+/** providerFor returns the provider of a name the policy validated; it throws on an unknown name (a bug). */
+export function providerFor(name: string): Provider {
+  const provider = PROVIDERS[name];
+  if (provider === undefined) throw new Error(`unknown provider ${name}`);
+  return provider;
+}

@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../src/policy/parse.js';
+import { DEFAULT_POLICY } from '../../src/policy/schema.js';
+import { WebhookError } from '../../src/errors.js';
+
+function problems(text: string): readonly string[] {
+  try {
+    parsePolicy(text, 'p.yaml');
+  } catch (err: unknown) {
+    if (err instanceof WebhookError) {
+      expect(err.code).toBe('LBP_POLICY_INVALID');
+      return err.details;
+    }
+    throw err;
+  }
+  throw new Error('the policy was accepted');
+}
+
+describe('parsePolicy', () => {
+  it('A policy naming only the provider gets every default.', () => {
+    expect(parsePolicy('provider: azure\n')).toEqual({ provider: 'azure', ...DEFAULT_POLICY });
+  });
+
+  it('The shipped default policy file parses to the defaults.', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const text = await readFile(new URL('../../manifests/base/policy.yaml', import.meta.url), 'utf8');
+    expect(parsePolicy(text)).toEqual({ provider: 'azure', ...DEFAULT_POLICY });
+  });
+
+  it('Every key can be set.', () => {
+    const policy = parsePolicy(`
+provider: custom
+mode: warn
+probe: readiness
+readiness: { port: 15021, path: /ready }
+overwrite: true
+kinds: [Gateway]
+gateway: { annotationsTarget: infrastructure, maxInfrastructureAnnotations: 16 }
+azure: { hideStatusPort: true }
+custom:
+  readiness:
+    perPort: { "example.com/p-{port}": "{readinessPort}{readinessPath}" }
+rules:
+  - match: { namespaces: [kserve, "team-*"], labels: { tier: edge } }
+    probe: none
+`);
+    expect(policy).toEqual({
+      provider: 'custom',
+      mode: 'warn',
+      probe: 'readiness',
+      readiness: { port: 15021, path: '/ready' },
+      overwrite: true,
+      kinds: ['Gateway'],
+      gateway: { annotationsTarget: 'infrastructure', maxInfrastructureAnnotations: 16 },
+      azure: { hideStatusPort: true },
+      custom: { readiness: { perPort: { 'example.com/p-{port}': '{readinessPort}{readinessPath}' }, perService: {} } },
+      rules: [{ match: { namespaces: ['kserve', 'team-*'], labels: { tier: 'edge' } }, probe: 'none' }],
+    });
+  });
+
+  it('Every problem is reported at once, in line order, each with its path and line.', () => {
+    expect(
+      problems(`provider: openstack
+mode: strict
+probe: http
+readiness:
+  port: Not_A_Port
+  path: healthz
+  scheme: http
+overwrite: "yes"
+kinds: [Service, Ingress, Service]
+gateway: { annotationsTarget: spec, maxInfrastructureAnnotations: 40 }
+azure: { hideStatusPort: 1 }
+rules:
+  - match: { namespaces: [""], labels: { a: 1 } }
+    probe: maybe
+  - 7
+extra: true
+`),
+    ).toEqual([
+      'p.yaml:1: provider: unknown provider "openstack"; one of "azure", "aws", "gcp", "digitalocean", "hetzner", "linode", "oci", "alibaba", "ibm", "custom"',
+      'p.yaml:2: mode: must be one of "enforce", "warn", got "strict"',
+      'p.yaml:3: probe: must be one of "tcp", "readiness", "none", got "http"',
+      'p.yaml:5: readiness.port: must be a port number (1-65535) or a Service port name, got "Not_A_Port"',
+      'p.yaml:6: readiness.path: must be an HTTP path starting with "/" and without spaces, got "healthz"',
+      'p.yaml:7: readiness.scheme: unknown key; allowed: port, path',
+      'p.yaml:8: overwrite: must be true or false, got "yes"',
+      'p.yaml:9: kinds[1]: must be one of "Service", "Gateway", got "Ingress"',
+      'p.yaml:9: kinds[2]: Service is listed twice',
+      'p.yaml:10: gateway.annotationsTarget: must be one of "auto", "infrastructure", "metadata", got "spec"',
+      'p.yaml:10: gateway.maxInfrastructureAnnotations: must be a whole number from 1 to 16 (8 up to Gateway API v1.5, 16 from v1.6), got 40',
+      'p.yaml:11: azure.hideStatusPort: must be true or false, got 1',
+      'p.yaml:13: rules[0].match.namespaces: must be a list of namespace names or globs',
+      'p.yaml:13: rules[0].match.labels.a: must be a string (quote it), got 1',
+      'p.yaml:14: rules[0].probe: must be one of "tcp", "readiness", "none", got "maybe"',
+      'p.yaml:15: rules[1]: must be a mapping',
+      'p.yaml:16: extra: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, azure, custom, rules',
+    ]);
+  });
+
+  it.each([
+    ['an empty file', '', ['p.yaml: (root): the policy is empty; at least `provider` is required']],
+    ['a list', '- azure\n', ['p.yaml:1: (root): must be a mapping']],
+    ['a missing provider', 'mode: warn\n', ['p.yaml:1: provider: is required; one of "azure", "aws", "gcp", "digitalocean", "hetzner", "linode", "oci", "alibaba", "ibm", "custom"']],
+    ['YAML that does not parse', 'provider: azure\nmode: [warn\n', ['p.yaml:3: Flow sequence in block collection must be sufficiently indented and end with a ]']],
+    ['a duplicate key', 'provider: azure\nprovider: aws\n', ['p.yaml:2: Map keys must be unique']],
+    ['an empty kinds list', 'provider: azure\nkinds: []\n', ['p.yaml:2: kinds: must be a non-empty list of "Service", "Gateway"']],
+    ['rules that are not a list', 'provider: azure\nrules: {}\n', ['p.yaml:2: rules: must be a list of { match, probe }']],
+    ['custom templates with another provider', 'provider: azure\ncustom: { tcp: { perPort: { "a/{port}": x } } }\n', ['p.yaml:2: custom: templates are only read with provider "custom", not "azure"']],
+    ['provider custom without templates', 'provider: custom\n', ['p.yaml:1: custom: provider "custom" needs at least one template under custom.tcp or custom.readiness']],
+    [
+      'an unknown placeholder, {port} per Service, and a key that is no annotation key',
+      'provider: custom\ncustom:\n  tcp:\n    perPort: { "a/{host}": x }\n    perService: { "b/{port}": x, "not a key": y }\n',
+      [
+        'p.yaml:4: custom.tcp.perPort.a/{host}: unknown placeholder {host}; allowed here: {port}, {readinessPort}, {readinessPath}',
+        'p.yaml:4: custom.tcp.perPort.a/{host}: is not a valid annotation key once filled in (a/{host})',
+        'p.yaml:5: custom.tcp.perService.b/{port}: unknown placeholder {port}; allowed here: {readinessPort}, {readinessPath}',
+        'p.yaml:5: custom.tcp.perService.not a key: is not a valid annotation key once filled in (not a key)',
+      ],
+    ],
+  ])('%s is refused with a clear message.', (_name, text, expected) => {
+    expect(problems(text)).toEqual(expected);
+  });
+
+  it('The error message names the file and counts the problems.', () => {
+    expect(() => parsePolicy('provider: x\nmode: y\n', 'policy.yaml')).toThrow('policy.yaml: invalid policy (2 problems)');
+  });
+});

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { buildWebhookApp } from '../../src/http/app.js';
+import { fixture, policy } from '../helpers/fixtures.js';
+import { decodePatch, review } from '../helpers/reviews.js';
+import { runCli } from '../helpers/cli.js';
+import { postJson } from '../helpers/https.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lbp-tls-'));
+let app: FastifyInstance;
+let url: string;
+let ca: string;
+
+beforeAll(async () => {
+  const made = await runCli(['certs', '--out', dir, '--dns', 'localhost', '--ip', '127.0.0.1']);
+  expect(made.code).toBe(0);
+  ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  app = buildWebhookApp({
+    policy: () => policy({ provider: 'azure' }),
+    logger: pino({ level: 'silent' }),
+    https: { https: { cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) } },
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  url = `https://localhost:${typeof address === 'object' && address ? address.port : 0}/mutate`;
+});
+
+afterAll(async () => {
+  await app?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the webhook over a real TLS socket', () => {
+  it('A client trusting the CA from `certs` gets the AdmissionReview with the patch.', async () => {
+    const res = await postJson(url, review(fixture('istio-gateway-service.yaml')), ca);
+    expect(res.status).toBe(200);
+    expect(decodePatch(JSON.parse(res.body))).toEqual([
+      {
+        op: 'add',
+        path: '/metadata/annotations',
+        value: { 'service.beta.kubernetes.io/port_80_health-probe_protocol': 'tcp', 'service.beta.kubernetes.io/port_443_health-probe_protocol': 'tcp' },
+      },
+    ]);
+  });
+
+  it('The same certificate is valid for the IP SAN.', async () => {
+    const res = await postJson(url.replace('localhost', '127.0.0.1'), review(fixture('istio-gateway-service.yaml')), ca);
+    expect(res.status).toBe(200);
+  });
+
+  it('A client trusting another CA refuses the server’s certificate.', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'lbp-tls-other-'));
+    try {
+      expect((await runCli(['certs', '--out', other, '--dns', 'localhost'])).code).toBe(0);
+      await expect(postJson(url, review(fixture('istio-gateway-service.yaml')), readFileSync(join(other, 'ca.crt'), 'utf8'))).rejects.toThrow(
+        /self[- ]signed|unable to verify|certificate/i,
+      );
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
