@@ -1,0 +1,304 @@
+/**
+ * A real Kubernetes control plane for tests and the demo: etcd and kube-apiserver built by
+ * build.sh, on loopback, on free ports, in a temporary directory. stop() ends every process it
+ * started and removes the directory; so does process exit, also after a failure or Ctrl-C.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateCertificates } from '../../../src/certs/generate.js';
+
+const BUILD_SCRIPT = fileURLToPath(new URL('./build.sh', import.meta.url));
+
+/** Toolchain is where build.sh put the binaries and the Gateway API CRDs. */
+export interface Toolchain {
+  readonly binDir: string;
+  readonly gatewayCrds: string;
+}
+
+/** ensureToolchain builds the control plane binaries when they are missing and returns their location. */
+export function ensureToolchain(): Toolchain {
+  const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (out.status !== 0) throw new Error(`build.sh failed with exit ${out.status}`);
+  const value = (key: string): string => {
+    const match = new RegExp(`^${key}=(.*)$`, 'm').exec(out.stdout);
+    if (!match?.[1]) throw new Error(`build.sh printed no ${key}`);
+    return match[1];
+  };
+  return { binDir: value('BIN_DIR'), gatewayCrds: value('GATEWAY_CRDS') };
+}
+
+/** freePort asks the kernel for a free loopback port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    // Each child leads its own process group; the negative pid reaches anything it started too.
+    process.kill(-child.pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** killAll SIGKILLs every tracked process group, waits (up to 5 s) until they are gone, then removes the temporary directories. Synchronous, so it also works in an exit handler. */
+function killAll(): void {
+  const pids = [...children].flatMap((c) => (c.pid !== undefined && c.exitCode === null && c.signalCode === null ? [c.pid] : []));
+  for (const child of children) killGroup(child, 'SIGKILL');
+  children.clear();
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; waited < 5000 && pids.some(groupAlive); waited += 20) Atomics.wait(pause, 0, 0, 20);
+  for (const dir of dirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    } catch (err: unknown) {
+      console.error(`could not remove ${dir}: ${(err as Error).message}`);
+    }
+  }
+  dirs.clear();
+}
+
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+/** tempDir makes a temporary directory that is removed at exit if nobody removed it before. */
+export function tempDir(prefix: string): string {
+  hookExit();
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.add(dir);
+  return dir;
+}
+
+/** removeTempDir removes a directory made by tempDir now. */
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  dirs.delete(dir);
+}
+
+/** startProcess starts a tracked child in its own process group, its output appended to a log file. */
+export function startProcess(command: string, args: readonly string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  hookExit();
+  const fd = openSync(logFile, 'a');
+  const child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd], env });
+  closeSync(fd);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** stopChild ends a child's process group with SIGTERM, then SIGKILL after graceMs, and resolves with its exit code. */
+export function stopChild(child: ChildProcess, graceMs = 5000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    killGroup(child, 'SIGTERM');
+  });
+}
+
+function getReadyz(port: number, ca: string, token: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/readyz', ca, headers: { authorization: `Bearer ${token}` }, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** KubectlResult is a finished kubectl run. */
+export interface KubectlResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Kubectl runs kubectl with arguments and standard input. */
+export type Kubectl = (args: readonly string[], input?: string) => Promise<KubectlResult>;
+
+/** kubectlRunner returns a Kubectl bound to a kubeconfig. */
+export function kubectlRunner(binDir: string, kubeconfig: string): Kubectl {
+  return (args, input = '') =>
+    new Promise((resolve, reject) => {
+      const child = spawn(join(binDir, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+      child.stdin.end(input);
+    });
+}
+
+/** waitFor polls check every 250 ms until it returns true, or throws after timeoutMs naming what it waited for. */
+export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what}: not ready after ${timeoutMs} ms`);
+}
+
+/** ControlPlaneInfo is what tests need to reach a running control plane. */
+export interface ControlPlaneInfo {
+  readonly dir: string;
+  readonly kubeconfig: string;
+  readonly server: string;
+  readonly binDir: string;
+}
+
+/** ControlPlane is a running etcd and kube-apiserver. */
+export interface ControlPlane extends ControlPlaneInfo {
+  readonly kubectl: Kubectl;
+  stop(): Promise<void>;
+}
+
+/** startControlPlane starts etcd and kube-apiserver on loopback and installs the Gateway API standard CRDs. */
+export async function startControlPlane(): Promise<ControlPlane> {
+  const toolchain = ensureToolchain();
+  const dir = tempDir('lbp-controlplane-');
+  const bin = (name: string): string => join(toolchain.binDir, name);
+  const etcdClient = await freePort();
+  const etcdPeer = await freePort();
+  const apiPort = await freePort();
+  const logs = `${join(dir, 'etcd.log')} and ${join(dir, 'kube-apiserver.log')}`;
+
+  const etcd = startProcess(
+    bin('etcd'),
+    [
+      '--name=default',
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
+    ],
+    join(dir, 'etcd.log'),
+  );
+
+  const serving = generateCertificates({
+    dns: ['localhost', 'kubernetes', 'kubernetes.default.svc'],
+    ips: ['127.0.0.1', '10.0.0.1'],
+    days: 2,
+    caDays: 2,
+    now: new Date(),
+  });
+  writeFileSync(join(dir, 'apiserver.crt'), serving.tlsCert);
+  writeFileSync(join(dir, 'apiserver.key'), serving.tlsKey, { mode: 0o600 });
+  const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(join(dir, 'sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  writeFileSync(join(dir, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
+  const token = randomBytes(24).toString('hex');
+  writeFileSync(join(dir, 'tokens.csv'), `${token},admin,admin-uid,system:masters\n`, { mode: 0o600 });
+
+  const apiserver = startProcess(
+    bin('kube-apiserver'),
+    [
+      `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--tls-cert-file=${join(dir, 'apiserver.crt')}`,
+      `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
+      `--cert-dir=${join(dir, 'apiserver-certs')}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--service-account-issuer=https://kubernetes.default.svc',
+      `--service-account-key-file=${join(dir, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+      `--token-auth-file=${join(dir, 'tokens.csv')}`,
+      '--authorization-mode=RBAC',
+      '--allow-privileged=true',
+      '--enable-priority-and-fairness=false',
+      '--endpoint-reconciler-type=none',
+      '--v=1',
+    ],
+    join(dir, 'kube-apiserver.log'),
+  );
+
+  await waitFor(`kube-apiserver (logs: ${logs})`, 120_000, async () => {
+    if (etcd.exitCode !== null || apiserver.exitCode !== null) throw new Error(`a control plane process exited; see ${logs}`);
+    return (await getReadyz(apiPort, serving.caCert, token)) === 200;
+  });
+
+  const server = `https://127.0.0.1:${apiPort}`;
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'lb-probe-webhook-test', cluster: { server, 'certificate-authority-data': Buffer.from(serving.caCert).toString('base64') } }],
+      users: [{ name: 'admin', user: { token } }],
+      contexts: [{ name: 'lb-probe-webhook-test', context: { cluster: 'lb-probe-webhook-test', user: 'admin', namespace: 'default' } }],
+      'current-context': 'lb-probe-webhook-test',
+    }),
+    { mode: 0o600 },
+  );
+  const kubectl = kubectlRunner(toolchain.binDir, kubeconfig);
+
+  for (const file of readdirSync(toolchain.gatewayCrds).filter((f) => f.endsWith('.yaml') && !f.includes('vap_'))) {
+    const applied = await kubectl(['apply', '--server-side', '-f', join(toolchain.gatewayCrds, file)]);
+    if (applied.code !== 0) throw new Error(`installing ${file}: ${applied.stderr}`);
+  }
+  const established = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/gateways.gateway.networking.k8s.io']);
+  if (established.code !== 0) throw new Error(`Gateway API CRDs not established: ${established.stderr}`);
+
+  return {
+    dir,
+    kubeconfig,
+    server,
+    binDir: toolchain.binDir,
+    kubectl,
+    async stop() {
+      await stopChild(apiserver);
+      await stopChild(etcd);
+      removeTempDir(dir);
+    },
+  };
+}
