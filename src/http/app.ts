@@ -12,7 +12,7 @@
  * | unknown path or method                          | 404    | { code, message }                 |
  * | a bug                                           | 500    | { code, message }                 |
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { decide, userMessages } from '../core/decide.js';
 import { ErrorCode, isWebhookError, WebhookError, type ErrorKind } from '../errors.js';
@@ -75,7 +75,7 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
   const now = options.now ?? (() => performance.now());
   const app = Fastify({
     loggerInstance: options.logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // The API server waits at most timeoutSeconds (≤ 30 s); a client slower than that is not one.
     requestTimeout: 30_000,

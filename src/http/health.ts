@@ -3,7 +3,7 @@
  * GET /readyz (the webhook can serve reviews). Kept apart from the TLS port so kubelet probes need
  * no certificate.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 /** HealthAppOptions configures buildHealthApp. */
@@ -15,7 +15,7 @@ export interface HealthAppOptions {
 
 /** buildHealthApp builds the health server; it never listens. */
 export function buildHealthApp(options: HealthAppOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: options.logger, disableRequestLogging: true }) as unknown as FastifyInstance;
+  const app = Fastify({ loggerInstance: options.logger, logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance;
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const reason = options.ready();
