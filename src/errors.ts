@@ -16,12 +16,16 @@ export const ErrorCode = {
   UNSUPPORTED_MEDIA_TYPE: { code: 'LBP_UNSUPPORTED_MEDIA_TYPE', status: 415 },
   /** The request body is larger than the server accepts. */
   BODY_TOO_LARGE: { code: 'LBP_BODY_TOO_LARGE', status: 413 },
+  /** No route for the request's method and path. */
+  NOT_FOUND: { code: 'LBP_NOT_FOUND', status: 404 },
   /** A manifest given to render or check cannot be parsed. */
   MANIFEST_INVALID: { code: 'LBP_MANIFEST_INVALID', status: 400 },
   /** A command-line flag is unknown, missing or malformed. */
   USAGE: { code: 'LBP_USAGE', status: 400 },
   /** Certificate material cannot be generated, read or parsed. */
   CERTIFICATE: { code: 'LBP_CERTIFICATE', status: 500 },
+  /** The Kubernetes API refused or failed a request (audit). */
+  KUBERNETES_API: { code: 'LBP_KUBERNETES_API', status: 502 },
   /** Anything not foreseen; a bug if it ever shows. */
   INTERNAL: { code: 'LBP_INTERNAL', status: 500 },
 } as const;

@@ -32,3 +32,14 @@ export function integerFlag(value: string | undefined, flag: string, min: number
   }
   return Number(value);
 }
+
+/** durationFlag parses a duration such as `500ms`, `5s` or `0s` into milliseconds, within bounds, or returns the fallback when absent. */
+export function durationFlag(value: string | undefined, flag: string, minMs: number, maxMs: number, fallbackMs: number): number {
+  if (value === undefined) return fallbackMs;
+  const match = /^(\d+)(ms|s)$/.exec(value);
+  const ms = match === null ? NaN : Number(match[1]) * (match[2] === 's' ? 1000 : 1);
+  if (!(ms >= minMs && ms <= maxMs)) {
+    throw usageError(`--${flag} must be a duration like 500ms or 5s, from ${minMs}ms to ${maxMs / 1000}s, got ${JSON.stringify(value)}`);
+  }
+  return ms;
+}

@@ -1,39 +1,49 @@
 /**
  * The serve command: the entry point that reads files, listens and handles signals. Everything it
  * starts is built by buildWebhookApp and buildHealthApp.
+ *
+ * Lifecycle: policy and certificate are validated before anything listens; then both files are
+ * polled and swapped in place when they change (a file that does not validate is refused and the
+ * last good one keeps serving). On SIGTERM or SIGINT /readyz fails at once; the webhook keeps
+ * answering for --shutdown-delay while endpoints drain, then stops accepting connections, finishes
+ * the reviews in flight, and the process exits 0 within --shutdown-grace.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Server as TlsServer } from 'node:tls';
+import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { readEnvironment } from '../config.js';
 import { ErrorCode, WebhookError } from '../errors.js';
 import { buildHealthApp } from '../http/health.js';
 import { buildWebhookApp } from '../http/app.js';
+import { WebhookMetrics } from '../http/metrics.js';
 import { loadPolicyFile } from '../policy/load.js';
-import { integerFlag, parseFlags, requireString } from './args.js';
+import { CertificateSource, checkTlsMaterial, PolicySource, type TlsMaterial } from '../runtime/reload.js';
+import { watchFiles } from '../runtime/watch.js';
+import { durationFlag, integerFlag, parseFlags, requireString } from './args.js';
 import type { Io } from './main.js';
-
-/** TlsMaterial is a certificate chain and its private key, checked to belong together. */
-export interface TlsMaterial {
-  readonly cert: string;
-  readonly key: string;
-  readonly notAfter: Date;
-}
 
 /** readTlsMaterial reads a certificate and key and checks that the key belongs to the certificate. */
 export async function readTlsMaterial(certPath: string, keyPath: string): Promise<TlsMaterial> {
+  const source = `${certPath} with key ${keyPath}`;
+  let cert: string;
+  let key: string;
   try {
-    const [cert, key] = await Promise.all([readFile(certPath, 'utf8'), readFile(keyPath, 'utf8')]);
-    const x509 = new X509Certificate(cert);
-    if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error(`the key in ${keyPath} does not belong to the certificate in ${certPath}`);
-    return { cert, key, notAfter: new Date(x509.validTo) };
+    [cert, key] = await Promise.all([readFile(certPath, 'utf8'), readFile(keyPath, 'utf8')]);
   } catch (err: unknown) {
-    throw new WebhookError(ErrorCode.CERTIFICATE, `cannot use TLS certificate ${certPath} with key ${keyPath}: ${(err as Error).message}`, { cause: err });
+    throw new WebhookError(ErrorCode.CERTIFICATE, `cannot read TLS certificate ${source}: ${(err as Error).message}`, { cause: err });
   }
+  return checkTlsMaterial(cert, key, source);
 }
 
-/** runServe serves until SIGTERM or SIGINT, then stops taking new reviews, finishes those in flight and returns 0. */
+function boundPort(app: FastifyInstance, fallback: number): number {
+  const address = app.server.address();
+  return typeof address === 'object' && address !== null ? address.port : fallback;
+}
+
+/** runServe serves until SIGTERM or SIGINT, then drains and returns 0. */
 export async function runServe(argv: readonly string[], io: Io): Promise<number> {
   const { values } = parseFlags(
     argv,
@@ -44,6 +54,9 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
       port: { type: 'string' },
       'health-port': { type: 'string' },
       address: { type: 'string' },
+      'reload-interval': { type: 'string' },
+      'shutdown-delay': { type: 'string' },
+      'shutdown-grace': { type: 'string' },
     },
     false,
   );
@@ -53,36 +66,62 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const port = integerFlag(values.port, 'port', 0, 65535, 9443);
   const healthPort = integerFlag(values['health-port'], 'health-port', 0, 65535, 8080);
   const host = values.address ?? '0.0.0.0';
+  const reloadMs = durationFlag(values['reload-interval'], 'reload-interval', 100, 3_600_000, 5000);
+  const delayMs = durationFlag(values['shutdown-delay'], 'shutdown-delay', 0, 300_000, 5000);
+  const graceMs = durationFlag(values['shutdown-grace'], 'shutdown-grace', 0, 300_000, 20_000);
   const env = readEnvironment();
 
-  const policy = await loadPolicyFile(policyPath);
+  // Listen for the stop signals before anything starts, so a signal during start-up is a clean stop too.
+  const stopSignal = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]) as Promise<[NodeJS.Signals]>;
+  const initialPolicy = await loadPolicyFile(policyPath);
   const tls = await readTlsMaterial(certPath, keyPath);
   const logger = pino({ level: env.logLevel, base: { app: 'lb-probe-webhook' } }, io.stdout as NodeJS.WritableStream & pino.DestinationStream);
+  const metrics = new WebhookMetrics();
+  metrics.certificateInUse(tls.notAfter);
 
+  const policy = new PolicySource(initialPolicy, policyPath, logger, metrics);
   let state: 'starting' | 'serving' | 'stopping' = 'starting';
   const webhook = buildWebhookApp({
-    policy: () => policy,
+    policy: () => policy.current(),
     logger,
+    metrics,
     https: { https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' } },
   });
-  const health = buildHealthApp({ logger, ready: () => (state === 'serving' ? undefined : state) });
+  const health = buildHealthApp({ logger, ready: () => (state === 'serving' ? undefined : state), metrics: metrics.registry });
+  const certificate = new CertificateSource(`${certPath} with key ${keyPath}`, (m) => (webhook.server as unknown as TlsServer).setSecureContext({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2' }), logger, metrics);
 
   await health.listen({ port: healthPort, host });
   await webhook.listen({ port, host });
+  const onReadError = (what: string) => (err: unknown) => logger.warn({ err: (err as Error).message }, `cannot read the ${what}; keeping the one in use`);
+  const watches = [
+    await watchFiles({ paths: [policyPath], intervalMs: reloadMs, onChange: ([text]) => void policy.update(text ?? ''), onError: onReadError('policy') }),
+    await watchFiles({ paths: [certPath, keyPath], intervalMs: reloadMs, onChange: ([cert, key]) => void certificate.update(cert ?? '', key ?? ''), onError: onReadError('certificate') }),
+  ];
   state = 'serving';
-  const address = (app: typeof webhook) => {
-    const a = app.server.address();
-    return typeof a === 'object' && a !== null ? a.port : port;
-  };
   logger.info(
-    { port: address(webhook), healthPort: address(health), provider: policy.provider, mode: policy.mode, probe: policy.probe, certificateNotAfter: tls.notAfter },
+    {
+      port: boundPort(webhook, port),
+      healthPort: boundPort(health, healthPort),
+      provider: initialPolicy.provider,
+      mode: initialPolicy.mode,
+      probe: initialPolicy.probe,
+      certificateNotAfter: tls.notAfter,
+      reloadMs,
+    },
     'serving',
   );
 
-  const signal = await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
+  const [signal] = await stopSignal;
   state = 'stopping';
-  logger.info({ signal: signal[0] ?? 'signal' }, 'stopping: finishing reviews in flight');
+  logger.info({ signal, delayMs, graceMs }, 'stopping: /readyz fails now; reviews are still answered while endpoints drain');
+  for (const watch of watches) watch.stop();
+  await sleep(delayMs);
+  const forced = setTimeout(() => {
+    logger.warn('shutdown grace period over: closing the connections still open');
+    webhook.server.closeAllConnections();
+  }, graceMs);
   await webhook.close();
+  clearTimeout(forced);
   await health.close();
   logger.info('stopped');
   return 0;

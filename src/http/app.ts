@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { decide, userMessages } from '../core/decide.js';
 import { ErrorCode, isWebhookError, WebhookError, type ErrorKind } from '../errors.js';
 import type { Policy } from '../policy/schema.js';
+import type { WebhookMetrics } from './metrics.js';
 import { decodeReview, encodeResponse } from './review.js';
 
 /**
@@ -35,17 +36,10 @@ export interface WebhookAppOptions {
   readonly bodyLimit?: number;
   /** now returns a monotonic time in milliseconds; injected for tests. */
   readonly now?: () => number;
-  /** onReview is called after each review with its outcome (metrics hook). */
-  readonly onReview?: (event: ReviewEvent) => void;
-}
-
-/** ReviewEvent describes one answered review. */
-export interface ReviewEvent {
-  readonly kind: string;
-  readonly operation: string;
-  readonly decision: string;
-  readonly durationMs: number;
-  readonly warnings: number;
+  /** metrics records reviews, errors and requests in flight; optional. */
+  readonly metrics?: WebhookMetrics;
+  /** requestTimeoutMs bounds how long a client may take to send a request (default 30 s). */
+  readonly requestTimeoutMs?: number;
 }
 
 const FASTIFY_CODES: Record<string, ErrorKind> = {
@@ -78,20 +72,47 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // The API server waits at most timeoutSeconds (≤ 30 s); a client slower than that is not one.
-    requestTimeout: 30_000,
-    connectionTimeout: 30_000,
-    return503OnClosing: true,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    connectionTimeout: options.requestTimeoutMs ?? 30_000,
+    // While closing, requests on connections already open are still answered: close() waits for them.
+    return503OnClosing: false,
     ...options.https,
   }) as unknown as FastifyInstance;
 
+  const { metrics } = options;
+  if (metrics !== undefined) {
+    // A request ends either with a response or with an abort; counted once whichever comes.
+    const open = new WeakSet<object>();
+    const finish = (request: object): void => {
+      if (open.delete(request)) metrics.requestFinished();
+    };
+    app.addHook('onRequest', (request, _reply, done) => {
+      open.add(request);
+      metrics.requestStarted();
+      done();
+    });
+    app.addHook('onResponse', (request, _reply, done) => {
+      finish(request);
+      done();
+    });
+    app.addHook('onRequestAbort', (request, done) => {
+      finish(request);
+      done();
+    });
+  }
+
   app.setErrorHandler((err, request, reply) => {
     const mapped = toWebhookError(err);
+    metrics?.error(mapped.code);
     const level = mapped.status >= 500 ? 'error' : 'warn';
     request.log[level]({ code: mapped.code, err: mapped.status >= 500 ? err : undefined, msg: mapped.message }, 'request refused');
     void reply.code(mapped.status).send({ code: mapped.code, message: mapped.message });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ code: 'LBP_NOT_FOUND', message: `no route ${request.method} ${request.url}; the webhook serves POST /mutate` });
+    metrics?.error(ErrorCode.NOT_FOUND.code);
+    void reply
+      .code(ErrorCode.NOT_FOUND.status)
+      .send({ code: ErrorCode.NOT_FOUND.code, message: `no route ${request.method} ${request.url}; the webhook serves POST /mutate` });
   });
 
   app.post('/mutate', async (request, reply) => {
@@ -118,8 +139,16 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     if (decision.patch.length > 0 || decision.notes.length > 0) {
       request.log.debug({ uid: review.uid, patch: decision.patch, notes: decision.notes }, 'review detail');
     }
-    options.onReview?.({ kind: review.kind.kind, operation: review.operation, decision: decision.outcome, durationMs, warnings: decision.warnings.length });
-    return reply.send(encodeResponse(review.uid, decision.patch, userMessages(decision)));
+    const messages = userMessages(decision);
+    metrics?.review({
+      kind: review.kind.kind,
+      operation: review.operation,
+      decision: decision.outcome,
+      durationMs,
+      patched: decision.patch.length > 0,
+      warnings: messages.length,
+    });
+    return reply.send(encodeResponse(review.uid, decision.patch, messages));
   });
   return app;
 }

@@ -1,16 +1,19 @@
 /**
  * buildHealthApp returns the plain-HTTP health server: GET /healthz (the process answers) and
- * GET /readyz (the webhook can serve reviews). Kept apart from the TLS port so kubelet probes need
+ * GET /readyz (the webhook can serve reviews), and GET /metrics when given a registry. Kept apart from the TLS port so kubelet probes need
  * no certificate.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 
 /** HealthAppOptions configures buildHealthApp. */
 export interface HealthAppOptions {
   readonly logger: Logger;
   /** ready returns undefined when ready, else the reason it is not. */
   readonly ready: () => string | undefined;
+  /** metrics, when given, is served at GET /metrics in the Prometheus text format. */
+  readonly metrics?: Registry;
 }
 
 /** buildHealthApp builds the health server; it never listens. */
@@ -22,5 +25,9 @@ export function buildHealthApp(options: HealthAppOptions): FastifyInstance {
     if (reason === undefined) return { status: 'ready' };
     return reply.code(503).send({ status: 'not ready', reason });
   });
+  const { metrics } = options;
+  if (metrics !== undefined) {
+    app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  }
   return app;
 }

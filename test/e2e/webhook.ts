@@ -49,7 +49,7 @@ export async function startWebhook(policy: string): Promise<RunningWebhook> {
   const child = startProcess(
     process.execPath,
     [CLI, 'serve', '--policy', join(dir, 'policy.yaml'), '--tls-cert', join(certsDir, 'tls.crt'), '--tls-key', join(certsDir, 'tls.key'),
-      '--port', String(port), '--health-port', String(healthPort), '--address', '127.0.0.1'],
+      '--port', String(port), '--health-port', String(healthPort), '--address', '127.0.0.1', '--shutdown-delay', '0s'],
     logFile,
     { ...process.env, LOG_LEVEL: 'debug' },
   );

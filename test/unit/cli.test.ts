@@ -204,7 +204,7 @@ describe('serve', () => {
     expect((await runCli(['certs', '--out', certs, '--dns', 'localhost', '--ip', '127.0.0.1'])).code).toBe(0);
     server = await startServe([
       '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'),
-      '--port', '0', '--health-port', '0', '--address', '127.0.0.1',
+      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s',
     ]);
     url = `https://localhost:${server.port}/mutate`;
   });
@@ -261,6 +261,16 @@ describe('serve', () => {
     expect(stderr).toMatch(message);
   });
 
+  it.each([
+    ['--reload-interval', '5m', /--reload-interval must be a duration like 500ms or 5s/],
+    ['--shutdown-delay', '1h', /--shutdown-delay must be a duration/],
+    ['--port', '70000', /--port must be a whole number from 0 to 65535/],
+  ])('refuses %s %s with exit 2.', async (flag, value, message) => {
+    const { code, stderr } = await runCli(['serve', '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), flag, value]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+  });
+
   it('does not start with a key that does not belong to the certificate.', async () => {
     const other = join(tmp, 'serve-other');
     await runCli(['certs', '--out', other, '--dns', 'localhost']);
@@ -270,8 +280,9 @@ describe('serve', () => {
   });
 
   it('exits 0 on SIGTERM.', async () => {
-    const started = await startServe(['--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--port', '0', '--health-port', '0', '--address', '127.0.0.1']);
-    expect(await stopProcess(started.child)).toBe(0);
+    const started = await startServe(['--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s']);
+    const code = await stopProcess(started.child);
+    expect({ code, stderr: started.stderr() }).toEqual({ code: 0, stderr: '' });
     expect(started.logs.map((l) => l.msg)).toContain('stopped');
   });
 });

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { buildWebhookApp, type ReviewEvent } from '../../src/http/app.js';
+import { buildWebhookApp } from '../../src/http/app.js';
+import { WebhookMetrics } from '../../src/http/metrics.js';
 import { buildHealthApp } from '../../src/http/health.js';
 import { decide } from '../../src/core/decide.js';
 import { fixture, policy } from '../helpers/fixtures.js';
@@ -17,11 +18,11 @@ const sink = new Writable({
 });
 const logger = pino({ level: 'debug' }, sink);
 const azure = policy({ provider: 'azure' });
-const events: ReviewEvent[] = [];
+const metrics = new WebhookMetrics({ processMetrics: false });
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  app = buildWebhookApp({ policy: () => azure, logger, bodyLimit: 64 * 1024, onReview: (e) => events.push(e) });
+  app = buildWebhookApp({ policy: () => azure, logger, bodyLimit: 64 * 1024, metrics });
   await app.ready();
 });
 afterAll(() => app.close());
@@ -82,7 +83,12 @@ describe('POST /mutate', () => {
     });
     expect(typeof reviewLines[0]?.['durationMs']).toBe('number');
     expect(lines.find((l) => l['msg'] === 'review detail')?.['patch']).toHaveLength(1);
-    expect(events.at(-1)).toMatchObject({ kind: 'Service', operation: 'CREATE', decision: 'patched', warnings: 0 });
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^lb_probe_webhook_reviews_total\{kind="Service",operation="CREATE",decision="patched"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^lb_probe_webhook_patches_total\{kind="Service"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^lb_probe_webhook_warnings_total\{kind="Service"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^lb_probe_webhook_review_duration_seconds_count\{kind="Service"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^lb_probe_webhook_requests_in_flight 0$/m);
   });
 
   it.each([
@@ -107,6 +113,14 @@ describe('POST /mutate', () => {
     expect(res.statusCode).toBe(status);
     expect(res.json()).toMatchObject({ code });
     expect(res.json().message.length).toBeGreaterThan(10);
+  });
+
+  it('Refused requests are counted by error code.', async () => {
+    await post('not json');
+    await app.inject({ method: 'GET', url: '/nowhere' });
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^lb_probe_webhook_errors_total\{code="LBP_BODY_NOT_JSON"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^lb_probe_webhook_errors_total\{code="LBP_NOT_FOUND"\} [1-9]\d*$/m);
   });
 
   it('A content type other than JSON gets 415.', async () => {
@@ -150,6 +164,19 @@ describe('POST /mutate', () => {
 });
 
 describe('health server', () => {
+  it('/metrics serves the registry in the Prometheus text format, process metrics included.', async () => {
+    const registry = new WebhookMetrics();
+    registry.certificateInUse(new Date('2030-01-01T00:00:00Z'));
+    const health = buildHealthApp({ logger, ready: () => undefined, metrics: registry.registry });
+    const res = await health.inject({ url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    expect(res.body).toMatch(/^lb_probe_webhook_certificate_expiry_timestamp_seconds 1893456000$/m);
+    expect(res.body).toMatch(/^lb_probe_webhook_policy_reloads_total\{result="failure"\} 0$/m);
+    expect(res.body).toMatch(/^lb_probe_webhook_process_resident_memory_bytes \d+$/m);
+    await health.close();
+  });
+
   it('/healthz answers 200 and /readyz follows the ready callback.', async () => {
     let reason: string | undefined = 'starting';
     const health = buildHealthApp({ logger, ready: () => reason });

@@ -1,0 +1,89 @@
+/**
+ * Live reloading for `serve`: the policy and the serving certificate are swapped in place when
+ * their files change; a file that does not validate is refused, logged with every error, counted,
+ * and the last good one keeps serving.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import { describeError, ErrorCode, WebhookError } from '../errors.js';
+import type { WebhookMetrics } from '../http/metrics.js';
+import { parsePolicy } from '../policy/parse.js';
+import type { Policy } from '../policy/schema.js';
+
+/** TlsMaterial is a certificate chain and its private key, checked to belong together. */
+export interface TlsMaterial {
+  readonly cert: string;
+  readonly key: string;
+  readonly notAfter: Date;
+}
+
+/** checkTlsMaterial parses a PEM certificate and key and checks that the key belongs to the certificate. */
+export function checkTlsMaterial(cert: string, key: string, source: string): TlsMaterial {
+  try {
+    const x509 = new X509Certificate(cert);
+    if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not belong to the certificate');
+    return { cert, key, notAfter: new Date(x509.validTo) };
+  } catch (err: unknown) {
+    throw new WebhookError(ErrorCode.CERTIFICATE, `cannot use TLS certificate and key ${source}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** PolicySource holds the policy in force and replaces it when a new one validates. */
+export class PolicySource {
+  private policy: Policy;
+
+  constructor(
+    initial: Policy,
+    private readonly path: string,
+    private readonly logger: Logger,
+    private readonly metrics: WebhookMetrics,
+  ) {
+    this.policy = initial;
+  }
+
+  /** current returns the policy in force. */
+  current(): Policy {
+    return this.policy;
+  }
+
+  /** update validates new policy text; it takes effect only when valid, and returns whether it did. */
+  update(text: string): boolean {
+    try {
+      this.policy = parsePolicy(text, this.path);
+    } catch (err: unknown) {
+      this.metrics.policyReload('failure');
+      this.logger.error({ code: ErrorCode.POLICY_INVALID.code, problems: err instanceof WebhookError ? err.details : [describeError(err)] }, 'policy refused; the last good policy keeps serving');
+      return false;
+    }
+    this.metrics.policyReload('success');
+    this.logger.info({ provider: this.policy.provider, mode: this.policy.mode, probe: this.policy.probe }, 'policy reloaded');
+    return true;
+  }
+}
+
+/** CertificateSource swaps the serving certificate of a TLS server in place when a new pair validates. */
+export class CertificateSource {
+  constructor(
+    private readonly source: string,
+    private readonly apply: (material: TlsMaterial) => void,
+    private readonly logger: Logger,
+    private readonly metrics: WebhookMetrics,
+  ) {}
+
+  /** update checks a certificate and key; it applies them only when they parse and belong together, and returns whether it did. */
+  update(cert: string, key: string): boolean {
+    let material: TlsMaterial;
+    try {
+      material = checkTlsMaterial(cert, key, this.source);
+    } catch (err: unknown) {
+      this.metrics.certificateReload('failure');
+      this.logger.error({ code: ErrorCode.CERTIFICATE.code, err: describeError(err) }, 'certificate refused; the certificate in use keeps serving');
+      return false;
+    }
+    this.apply(material);
+    this.metrics.certificateReload('success');
+    this.metrics.certificateInUse(material.notAfter);
+    this.logger.info({ notAfter: material.notAfter }, 'certificate reloaded');
+    return true;
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The serve process's life under load: certificate rotation and policy reload without restart,
+ * and graceful shutdown. Real processes, real TLS, loopback only, bounded loops.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { Agent, request } from 'node:https';
+import { connect, type TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixture } from '../helpers/fixtures.js';
+import { review, decodePatch } from '../helpers/reviews.js';
+import { runCli, startServe, stopProcess } from '../helpers/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'lbp-life-'));
+const started: Awaited<ReturnType<typeof startServe>>[] = [];
+afterEach(async () => {
+  for (const s of started.splice(0)) await stopProcess(s.child);
+});
+
+const body = JSON.stringify(review(fixture('istio-gateway-service.yaml')));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function certs(dir: string, ca?: string): Promise<void> {
+  const extra = ca === undefined ? [] : ['--ca-cert', join(ca, 'ca.crt'), '--ca-key', join(ca, 'ca.key')];
+  expect((await runCli(['certs', '--out', dir, '--dns', 'localhost', '--ip', '127.0.0.1', ...extra])).code).toBe(0);
+}
+
+/** mountLike lays files out the way the kubelet mounts a Secret or ConfigMap: names pointing through a `..data` symlink that is swapped atomically. */
+function mountLike(dir: string, files: Record<string, string>, generation: string): void {
+  mkdirSync(join(dir, generation), { recursive: true });
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, generation, name), content);
+  symlinkSync(generation, join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  for (const name of Object.keys(files)) {
+    try {
+      symlinkSync(join('..data', name), join(dir, name));
+    } catch {
+      /* the name link exists from an earlier generation */
+    }
+  }
+}
+
+interface Outcome {
+  status: number;
+  error?: string;
+  fingerprint?: string;
+  body?: string;
+}
+
+function post(url: string, ca: string, agent: Agent | false, payload = body): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'POST', ca, agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      let data = '';
+      const fingerprint = (res.socket as TLSSocket).getPeerCertificate?.().fingerprint256;
+      res.on('data', (d: Buffer) => (data += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, fingerprint, body: data }));
+    });
+    req.on('error', (err) => resolve({ status: 0, error: err.message }));
+    req.end(payload);
+  });
+}
+
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let data = '';
+      res.on('data', (d: Buffer) => (data += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+    })
+      .on('error', () => resolve({ status: 0, body: '' }))
+      .end();
+  });
+}
+
+/** load sends reviews from `workers` keep-alive loops until stop() or `max` requests, and records each outcome with its start time. */
+function load(url: string, ca: string, workers: number, max: number) {
+  const agent = new Agent({ keepAlive: true, maxSockets: workers });
+  const outcomes: (Outcome & { at: number })[] = [];
+  let running = true;
+  const loops = Array.from({ length: workers }, async () => {
+    while (running && outcomes.length < max) {
+      const at = Date.now();
+      outcomes.push({ ...(await post(url, ca, agent)), at });
+    }
+  });
+  return {
+    outcomes,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+    },
+  };
+}
+
+async function waitForLog(server: Awaited<ReturnType<typeof startServe>>, msg: string, count = 1): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (server.logs.filter((l) => l.msg === msg).length >= count) return;
+    await sleep(50);
+  }
+  throw new Error(`no "${msg}" log line; logs: ${JSON.stringify(server.logs.map((l) => l.msg))}`);
+}
+
+describe('certificate rotation', () => {
+  it('swaps the certificate in place under load: zero failed requests, new connections get the new certificate, a mismatched pair is refused.', async () => {
+    const [a, b, c, mount] = ['a', 'b', 'c', 'mount'].map((n) => join(tmp, `rotate-${n}`)) as [string, string, string, string];
+    await certs(a);
+    await certs(b, a); // the same CA: the caBundle stays valid
+    await certs(c);
+    const files = (dir: string) => ({ 'tls.crt': readFileSync(join(dir, 'tls.crt'), 'utf8'), 'tls.key': readFileSync(join(dir, 'tls.key'), 'utf8') });
+    mountLike(mount, files(a), '..gen1');
+    writeFileSync(join(tmp, 'azure.yaml'), 'provider: azure\n');
+    const server = await startServe([
+      '--policy', join(tmp, 'azure.yaml'), '--tls-cert', join(mount, 'tls.crt'), '--tls-key', join(mount, 'tls.key'),
+      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--reload-interval', '100ms', '--shutdown-delay', '0s',
+    ]);
+    started.push(server);
+    const url = `https://localhost:${server.port}/mutate`;
+    const ca = readFileSync(join(a, 'ca.crt'), 'utf8');
+    const fingerprintOf = (dir: string) => new X509Certificate(readFileSync(join(dir, 'tls.crt'))).fingerprint256;
+
+    expect((await post(url, ca, false)).fingerprint).toBe(fingerprintOf(a));
+    const running = load(url, ca, 4, 20_000);
+    await sleep(500);
+    mountLike(mount, files(b), '..gen2');
+    await waitForLog(server, 'certificate reloaded');
+    await sleep(300);
+    await running.stop();
+
+    expect(running.outcomes.length).toBeGreaterThan(50);
+    expect(running.outcomes.filter((o) => o.status !== 200)).toEqual([]);
+    expect((await post(url, ca, false)).fingerprint).toBe(fingerprintOf(b));
+
+    // A certificate whose key belongs to another: refused, logged, counted; the new certificate stays.
+    mountLike(mount, { 'tls.crt': files(c)['tls.crt'], 'tls.key': files(b)['tls.key'] }, '..gen3');
+    await waitForLog(server, 'certificate refused; the certificate in use keeps serving');
+    expect((await post(url, ca, false)).fingerprint).toBe(fingerprintOf(b));
+    const metrics = await get(server.healthPort, '/metrics');
+    expect(metrics.body).toMatch(/^lb_probe_webhook_certificate_reloads_total\{result="success"\} 1$/m);
+    expect(metrics.body).toMatch(/^lb_probe_webhook_certificate_reloads_total\{result="failure"\} 1$/m);
+  });
+});
+
+describe('policy reload', () => {
+  it('applies a valid new policy to the next review, refuses an invalid one with every error logged, and keeps the last good one.', async () => {
+    const dir = join(tmp, 'reload');
+    await certs(dir);
+    const policyFile = join(dir, 'policy.yaml');
+    const write = (text: string) => {
+      writeFileSync(`${policyFile}.tmp`, text);
+      renameSync(`${policyFile}.tmp`, policyFile);
+    };
+    write('provider: azure\n');
+    const server = await startServe([
+      '--policy', policyFile, '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
+      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--reload-interval', '100ms', '--shutdown-delay', '0s',
+    ]);
+    started.push(server);
+    const url = `https://localhost:${server.port}/mutate`;
+    const ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
+    const probeValues = async () => {
+      const res = await post(url, ca, false);
+      const patch = decodePatch(JSON.parse(res.body ?? '{}')) as { value: Record<string, string> }[];
+      return patch[0]?.value['service.beta.kubernetes.io/port_80_health-probe_protocol'];
+    };
+
+    expect(await probeValues()).toBe('tcp');
+    write('provider: azure\nprobe: readiness\n');
+    await waitForLog(server, 'policy reloaded');
+    expect(await probeValues()).toBe('http');
+
+    write('provider: azure\nprobe: maybe\nbogus: 1\n');
+    await waitForLog(server, 'policy refused; the last good policy keeps serving');
+    const refused = server.logs.find((l) => l.msg === 'policy refused; the last good policy keeps serving');
+    expect(refused?.['problems']).toEqual([
+      `${policyFile}:2: probe: must be one of "tcp", "readiness", "none", got "maybe"`,
+      `${policyFile}:3: bogus: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, azure, custom, rules`,
+    ]);
+    expect(await probeValues()).toBe('http');
+    const metrics = await get(server.healthPort, '/metrics');
+    expect(metrics.body).toMatch(/^lb_probe_webhook_policy_reloads_total\{result="failure"\} 1$/m);
+    expect(metrics.body).toMatch(/^lb_probe_webhook_policy_reloads_total\{result="success"\} 1$/m);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('on SIGTERM fails /readyz at once, answers every accepted review, finishes one in flight, and exits 0 in the grace period.', async () => {
+    const dir = join(tmp, 'shutdown');
+    await certs(dir);
+    writeFileSync(join(dir, 'policy.yaml'), 'provider: azure\n');
+    const server = await startServe([
+      '--policy', join(dir, 'policy.yaml'), '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
+      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '1s', '--shutdown-grace', '5s',
+    ]);
+    const url = `https://localhost:${server.port}/mutate`;
+    const ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
+    expect((await get(server.healthPort, '/readyz')).status).toBe(200);
+
+    // A review whose body is still arriving when SIGTERM comes: accepted, so it must be answered.
+    const slow = connect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
+    await new Promise((r) => slow.once('secureConnect', r));
+    let slowAnswer = '';
+    slow.on('data', (d: Buffer) => (slowAnswer += d.toString()));
+    const slowClosed = new Promise((r) => slow.once('close', r));
+    slow.write(`POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
+    slow.write(body.slice(0, 100));
+
+    const running = load(url, ca, 4, 20_000);
+    await sleep(300);
+    const sigterm = Date.now();
+    const exited = new Promise<number | null>((r) => server.child.once('exit', (code) => r(code)));
+    server.child.kill('SIGTERM');
+    await sleep(100);
+    expect((await get(server.healthPort, '/readyz')).status).toBe(503);
+    // Past the shutdown delay: the server is closing now and must still finish this review.
+    await sleep(1200);
+    expect(server.child.exitCode).toBeNull();
+    slow.write(body.slice(100));
+    const code = await exited;
+    const elapsed = Date.now() - sigterm;
+    await running.stop();
+    await slowClosed;
+
+    expect(code).toBe(0);
+    expect(elapsed).toBeLessThan(1000 + 5000);
+    expect(slowAnswer).toMatch(/^HTTP\/1\.1 200 OK/);
+    const answered = running.outcomes.filter((o) => o.status !== 0);
+    expect(answered.length).toBeGreaterThan(50);
+    expect(answered.filter((o) => o.status !== 200)).toEqual([]);
+    // During the shutdown delay the server still accepts everything: no request started then failed.
+    expect(running.outcomes.filter((o) => o.status === 0 && o.at < sigterm + 900)).toEqual([]);
+    expect(server.logs.map((l) => l.msg)).toContain('stopped');
+  });
+});
