@@ -79,6 +79,9 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     ...options.https,
   }) as unknown as FastifyInstance;
 
+  // Only application/json is an AdmissionReview; Fastify would otherwise also parse text/plain.
+  app.removeContentTypeParser('text/plain');
+
   const { metrics } = options;
   if (metrics !== undefined) {
     // A request ends either with a response or with an abort; counted once whichever comes.

@@ -24,6 +24,27 @@ export const MAX_WARNING_LENGTH = 256;
 /** MAX_WARNINGS bounds the number of warnings in one response. */
 export const MAX_WARNINGS = 20;
 
+/**
+ * MAX_OBJECT_DEPTH bounds the nesting of request.object. A Service or Gateway, managedFields
+ * included, nests about a dozen levels; the limit keeps cloning and diffing far from the stack's
+ * depth however the body was built.
+ */
+export const MAX_OBJECT_DEPTH = 64;
+
+/** depthExceeds tells, without recursion, whether a JSON value nests deeper than max levels. */
+export function depthExceeds(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(current) ? current : Object.values(current)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 /** AdmissionRequest is the part of an AdmissionReview request the webhook reads, checked. */
 export interface AdmissionRequest {
   readonly uid: string;
@@ -66,6 +87,7 @@ export function decodeReview(body: unknown): AdmissionRequest {
   if ((operation === 'CREATE' || operation === 'UPDATE') && !isObject(object)) {
     throw invalid(`request.object must be an object for ${operation}`);
   }
+  if (depthExceeds(object, MAX_OBJECT_DEPTH)) throw invalid(`request.object nests deeper than ${MAX_OBJECT_DEPTH} levels`);
   const dryRun = request['dryRun'];
   if (dryRun !== undefined && dryRun !== null && typeof dryRun !== 'boolean') throw invalid('request.dryRun must be a boolean');
   for (const field of ['namespace', 'name'] as const) {

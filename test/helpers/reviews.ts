@@ -4,9 +4,9 @@ import type { JsonObject } from '../../src/core/json.js';
 
 /** review wraps an object in an admission.k8s.io/v1 AdmissionReview request. */
 export function review(object: JsonObject | null, operation = 'CREATE', extra: Record<string, unknown> = {}): JsonObject {
-  const metadata = (object?.['metadata'] ?? {}) as JsonObject;
-  const kind = (object?.['kind'] as string | undefined) ?? 'Service';
-  const apiVersion = (object?.['apiVersion'] as string | undefined) ?? 'v1';
+  const metadata = (typeof object?.['metadata'] === 'object' && object['metadata'] !== null ? object['metadata'] : {}) as JsonObject;
+  const kind = typeof object?.['kind'] === 'string' ? object['kind'] : 'Service';
+  const apiVersion = typeof object?.['apiVersion'] === 'string' ? object['apiVersion'] : 'v1';
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
   return {
     apiVersion: 'admission.k8s.io/v1',

@@ -1,0 +1,300 @@
+/**
+ * Hostile input. Generated inputs (fast-check) through the whole Fastify pipeline, and
+ * hand-written attacks against a running server over real sockets. Every input gets a clear 4xx
+ * or a valid AdmissionReview; the process never crashes; memory stays bounded.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import fastJsonPatch from 'fast-json-patch';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { buildWebhookApp } from '../../src/http/app.js';
+import { decide } from '../../src/core/decide.js';
+import { fixture, policy } from '../helpers/fixtures.js';
+import { review } from '../helpers/reviews.js';
+import { runCli, startServe, stopProcess } from '../helpers/cli.js';
+import { postJson } from '../helpers/https.js';
+
+/** RUNS adds up the generated inputs of this file; the suite asserts it stays at 10,000 or more. */
+const RUNS = { json: 3000, bytes: 1000, reviewShaped: 3000, objects: 3000, decide: 2000 };
+
+const azure = policy({ provider: 'azure', probe: 'readiness', azure: { hideStatusPort: true } });
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  app = buildWebhookApp({ policy: () => azure, logger: pino({ level: 'silent' }) });
+  await app.ready();
+});
+afterAll(() => app.close());
+
+function isValidAnswer(status: number, text: string, uid?: unknown): boolean {
+  const json = JSON.parse(text) as Record<string, any>;
+  if (status >= 400 && status < 500) return typeof json['code'] === 'string' && typeof json['message'] === 'string' && json['message'].length > 0;
+  if (status !== 200) return false;
+  const response = json['response'];
+  return (
+    json['apiVersion'] === 'admission.k8s.io/v1' &&
+    json['kind'] === 'AdmissionReview' &&
+    response?.allowed === true &&
+    typeof response.uid === 'string' &&
+    (uid === undefined || response.uid === uid)
+  );
+}
+
+async function inject(payload: string | Buffer): Promise<{ status: number; body: string }> {
+  const res = await app.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'application/json' }, payload });
+  return { status: res.statusCode, body: res.body };
+}
+
+const ports = fc.array(
+  fc.record(
+    {
+      name: fc.oneof(fc.constantFrom('http', 'https', 'status-port', 'tcp'), fc.string(), fc.anything()),
+      port: fc.oneof(fc.integer({ min: -1, max: 70000 }), fc.constant(80), fc.constant(15021), fc.anything()),
+      protocol: fc.oneof(fc.constantFrom('TCP', 'UDP', 'SCTP'), fc.anything()),
+      appProtocol: fc.oneof(fc.constantFrom('http', 'HTTPS', 'tcp', 'h2c'), fc.anything()),
+    },
+    { requiredKeys: [] },
+  ),
+  { maxLength: 6 },
+);
+const annotations = fc.oneof(
+  fc.dictionary(fc.oneof(fc.constantFrom('service.beta.kubernetes.io/port_80_health-probe_protocol', 'lb-probe-webhook/probe'), fc.string()), fc.oneof(fc.string(), fc.anything())),
+  fc.anything(),
+);
+const serviceLike = fc.record(
+  {
+    apiVersion: fc.oneof(fc.constant('v1'), fc.anything()),
+    kind: fc.oneof(fc.constant('Service'), fc.anything()),
+    metadata: fc.oneof(fc.record({ name: fc.string(), namespace: fc.string(), annotations, labels: annotations }, { requiredKeys: [] }), fc.anything()),
+    spec: fc.oneof(
+      fc.record({ type: fc.oneof(fc.constant('LoadBalancer'), fc.anything()), ports, externalTrafficPolicy: fc.constantFrom('Cluster', 'Local') }, { requiredKeys: [] }),
+      fc.anything(),
+    ),
+  },
+  { requiredKeys: [] },
+);
+const gatewayLike = fc.record(
+  {
+    apiVersion: fc.constantFrom('gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'),
+    kind: fc.constant('Gateway'),
+    metadata: fc.record({ name: fc.string(), annotations }, { requiredKeys: [] }),
+    spec: fc.record(
+      {
+        gatewayClassName: fc.oneof(fc.constant('istio'), fc.anything()),
+        infrastructure: fc.oneof(fc.record({ annotations }, { requiredKeys: [] }), fc.anything()),
+        listeners: fc.array(
+          fc.record({ name: fc.string(), port: fc.oneof(fc.integer({ min: 1, max: 65535 }), fc.anything()), protocol: fc.oneof(fc.constantFrom('HTTP', 'HTTPS', 'TLS'), fc.anything()) }, { requiredKeys: [] }),
+          { maxLength: 5 },
+        ),
+      },
+      { requiredKeys: [] },
+    ),
+  },
+  { requiredKeys: [] },
+);
+
+describe('generated input through the whole server pipeline', () => {
+  it('any JSON text gets a clear 4xx or a valid AdmissionReview.', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.json(), async (text) => {
+        const { status, body } = await inject(text);
+        expect(isValidAnswer(status, body)).toBe(true);
+      }),
+      { numRuns: RUNS.json },
+    );
+  });
+
+  it('any bytes declared as JSON get a clear 4xx or a valid AdmissionReview.', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
+        const { status, body } = await inject(Buffer.from(bytes));
+        expect(isValidAnswer(status, body)).toBe(true);
+      }),
+      { numRuns: RUNS.bytes },
+    );
+  });
+
+  it('an AdmissionReview with wrong types anywhere in its request gets a clear 4xx or a valid answer echoing its uid.', async () => {
+    const request = fc.record(
+      {
+        uid: fc.oneof(fc.uuid(), fc.string(), fc.anything()),
+        kind: fc.oneof(fc.record({ group: fc.string(), version: fc.string(), kind: fc.string() }), fc.anything()),
+        operation: fc.oneof(fc.constantFrom('CREATE', 'UPDATE', 'DELETE', 'CONNECT'), fc.anything()),
+        namespace: fc.oneof(fc.string(), fc.anything()),
+        name: fc.oneof(fc.string(), fc.anything()),
+        object: fc.oneof(serviceLike, fc.anything()),
+        dryRun: fc.oneof(fc.boolean(), fc.anything()),
+      },
+      { requiredKeys: [] },
+    );
+    const envelope = fc.record({
+      apiVersion: fc.oneof(fc.constant('admission.k8s.io/v1'), fc.anything()),
+      kind: fc.oneof(fc.constant('AdmissionReview'), fc.anything()),
+      request: fc.oneof(request, fc.anything()),
+    });
+    await fc.assert(
+      fc.asyncProperty(envelope, async (body) => {
+        const { status, body: text } = await inject(JSON.stringify(body));
+        const uid = (body.request as { uid?: unknown } | null)?.uid;
+        expect(isValidAnswer(status, text, status === 200 ? uid : undefined)).toBe(true);
+      }),
+      { numRuns: RUNS.reviewShaped },
+    );
+  });
+
+  it('any Service- or Gateway-shaped object in a valid review is answered 200 with a patch that applies to it.', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(serviceLike, gatewayLike), fc.constantFrom('CREATE', 'UPDATE'), async (object, operation) => {
+        const body = JSON.stringify(review(object as Record<string, unknown>, operation));
+        const { status, body: text } = await inject(body);
+        if (/"(__proto__|constructor)"/.test(body) && status === 400) {
+          // Prototype-poisoning keys are refused before anything reads the body.
+          expect(JSON.parse(text)).toMatchObject({ code: 'LBP_BODY_NOT_JSON' });
+          return;
+        }
+        expect(status).toBe(200);
+        const patch = (JSON.parse(text) as { response: { patch?: string } }).response.patch;
+        if (patch !== undefined) {
+          const ops = JSON.parse(Buffer.from(patch, 'base64').toString('utf8')) as fastJsonPatch.Operation[];
+          expect(() => fastJsonPatch.applyPatch(structuredClone(object), ops, true)).not.toThrow();
+        }
+      }),
+      { numRuns: RUNS.objects },
+    );
+  });
+
+  it('decide is idempotent on any Service- or Gateway-shaped object: its own result needs no patch.', () => {
+    fc.assert(
+      fc.property(fc.oneof(serviceLike, gatewayLike), (object) => {
+        const first = decide({ object, operation: 'CREATE', policy: azure });
+        if (first.object === undefined) return;
+        expect(decide({ object: first.object, operation: 'UPDATE', policy: azure }).patch).toEqual([]);
+      }),
+      { numRuns: RUNS.decide },
+    );
+  });
+
+  it('generates at least 10,000 inputs in all.', () => {
+    const total = Object.values(RUNS).reduce((a, b) => a + b, 0);
+    console.log(`hostile input: ${total} generated inputs (${JSON.stringify(RUNS)})`);
+    expect(total).toBeGreaterThanOrEqual(10_000);
+  });
+});
+
+describe('hand-written attacks on a running server', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lbp-hostile-'));
+  let server: Awaited<ReturnType<typeof startServe>>;
+  let ca: string;
+  let url: string;
+
+  beforeAll(async () => {
+    expect((await runCli(['certs', '--out', dir, '--dns', 'localhost', '--ip', '127.0.0.1'])).code).toBe(0);
+    writeFileSync(join(dir, 'policy.yaml'), 'provider: azure\n');
+    server = await startServe([
+      '--policy', join(dir, 'policy.yaml'), '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
+      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s',
+    ]);
+    ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
+    url = `https://localhost:${server.port}/mutate`;
+  });
+  afterAll(async () => {
+    if (server) await stopProcess(server.child);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const stillServes = async () => {
+    const res = await postJson(url, review(fixture('istio-gateway-service.yaml')), ca);
+    expect(res.status).toBe(200);
+    expect(server.child.exitCode).toBeNull();
+  };
+
+  function rssBytes(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      httpRequest({ host: '127.0.0.1', port: server.healthPort, path: '/metrics' }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve(Number(/^lb_probe_webhook_process_resident_memory_bytes (\d+)/m.exec(text)?.[1])));
+      })
+        .on('error', reject)
+        .end();
+    });
+  }
+
+  it.each([
+    ['a 6 MB string in an annotation', 200, () => {
+      const service = fixture('istio-gateway-service.yaml') as Record<string, any>;
+      service.metadata.annotations = { big: 'x'.repeat(6 * 1024 * 1024) };
+      return JSON.stringify(review(service));
+    }],
+    ['100,000 ports', 200, () => {
+      const service = fixture('istio-gateway-service.yaml') as Record<string, any>;
+      service.spec.ports = Array.from({ length: 100_000 }, (_, i) => ({ name: `p${i}`, port: i % 65535 + 1, appProtocol: i % 2 ? 'http' : 'tcp' }));
+      return JSON.stringify(review(service));
+    }],
+    ['100,000 levels of nesting in the object', 400, () => {
+      const deep = '{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000);
+      return JSON.stringify(review(fixture('istio-gateway-service.yaml'))).replace('"selector":{', `"deep":${deep},"selector":{`);
+    }],
+    ['100,000 levels of nested arrays as the body', 400, () => '['.repeat(100_000) + ']'.repeat(100_000)],
+    ['a body over the 7 MiB limit', 413, () => JSON.stringify({ pad: 'x'.repeat(8 * 1024 * 1024) })],
+  ] as const)('%s gets %i, and the server keeps serving.', async (_name, status, make) => {
+    const res = await postJson(url, make(), ca);
+    expect(res.status).toBe(status);
+    if (status !== 200) expect(JSON.parse(res.body)).toMatchObject({ code: expect.stringMatching(/^LBP_/) });
+    await stillServes();
+  });
+
+  it('a wrong content type gets 415.', async () => {
+    const res = await postJson(url, review(fixture('istio-gateway-service.yaml')), ca, { 'content-type': 'text/plain' });
+    expect(res.status).toBe(415);
+    await stillServes();
+  });
+
+  it('a truncated body (Content-Length larger than what is sent, then hang-up) does not disturb the server.', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
+    await new Promise((r) => socket.once('secureConnect', r));
+    socket.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"apiVersion":');
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    await stillServes();
+  });
+
+  it('TLS garbage on the webhook port is dropped and the server keeps serving.', async () => {
+    for (const garbage of [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256))]) {
+      const socket = netConnect({ host: '127.0.0.1', port: server.port });
+      await new Promise((r) => socket.once('connect', r));
+      const closed = new Promise((r) => socket.once('close', r));
+      socket.on('error', () => undefined);
+      socket.write(garbage);
+      await closed;
+    }
+    await stillServes();
+  });
+
+  it('a slow client is cut off by the request timeout (slowloris), and others are served meanwhile.', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
+    await new Promise((r) => socket.once('secureConnect', r));
+    socket.on('error', () => undefined);
+    socket.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\n');
+    await stillServes();
+    expect(socket.destroyed).toBe(false);
+    socket.destroy();
+  });
+
+  it('memory stays bounded after a burst of large hostile requests.', async () => {
+    const before = await rssBytes();
+    const huge = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'x', pad: 'y'.repeat(6 * 1024 * 1024) } });
+    for (let i = 0; i < 40; i++) expect((await postJson(url, huge, ca)).status).toBe(400);
+    const after = await rssBytes();
+    console.log(`hostile input: RSS ${Math.round(before / 1048576)} MB before, ${Math.round(after / 1048576)} MB after 40 requests of 6 MB`);
+    expect(after).toBeLessThan(400 * 1024 * 1024);
+    await stillServes();
+  });
+});
