@@ -4,6 +4,7 @@
  * changes, 2 usage, policy, input or certificate error.
  */
 import { describeError, ErrorCode, isWebhookError } from '../errors.js';
+import { runAudit } from './audit.js';
 import { runCerts } from './certs.js';
 import { runCheck, runRender } from './manifests.js';
 import { runServe } from './serve.js';
@@ -12,16 +13,22 @@ const USAGE = `Usage: lb-probe-webhook <command> [flags]
 
 Commands:
   serve   --policy FILE --tls-cert FILE --tls-key FILE [--port 9443] [--health-port 8080] [--address 0.0.0.0]
-          Serve POST /mutate over HTTPS, /healthz and /readyz over plain HTTP.
+          [--reload-interval 5s] [--shutdown-delay 5s] [--shutdown-grace 20s]
+          Serve POST /mutate over HTTPS; /healthz, /readyz and /metrics over plain HTTP.
+          Policy and certificate files are reloaded when they change.
   render  --policy FILE [FILE...]
           Print the manifests (stdin when no FILE) with the mutation applied as at CREATE.
   check   --policy FILE [FILE...]
           Print each change the policy would make; exit 1 when there is any, 0 when none.
+  audit   --policy FILE [--namespace NS] [-o table|json] [--fix] [--kubeconfig FILE]
+          List the Services and Gateways in the cluster that the policy would change; with --fix,
+          apply exactly that (server-side apply, field manager lb-probe-webhook, after a dry run).
+          Exit 1 when something would change.
   certs   --out DIR --dns NAME [--dns NAME...] [--ip IP...] [--days 365] [--ca-days 3650]
           [--ca-cert FILE --ca-key FILE] [--if-missing]
           Write ca.crt, ca.key, tls.crt and tls.key for the webhook's serving certificate.
 
-Exit codes: 0 ok, 1 check found changes, 2 error.
+Exit codes: 0 ok, 1 check or audit found changes, 2 error.
 `;
 
 /** Io is the process surface the commands use, injected so the commands never reach for globals. */
@@ -42,6 +49,8 @@ async function main(argv: readonly string[], io: Io): Promise<number> {
       return runCheck(rest, io);
     case 'certs':
       return runCerts(rest, io);
+    case 'audit':
+      return runAudit(rest, io);
     case 'help':
     case '--help':
     case '-h':

@@ -24,8 +24,8 @@ export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): 
 }
 
 /** runCli runs the CLI to completion, feeding input on stdin. */
-export function runCli(args: readonly string[], input = ''): Promise<CliResult> {
-  const child = startCli(args);
+export function runCli(args: readonly string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const child = startCli(args, env);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));

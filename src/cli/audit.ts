@@ -1,0 +1,131 @@
+/**
+ * The audit command: the Services and Gateways already in a cluster that the policy would change,
+ * and with --fix the change itself, by server-side apply with its own field manager, after a
+ * server-side dry run. A webhook only sees new writes; this is how a cluster adopts it.
+ */
+import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { auditObject, formatTable, type AuditFinding } from '../audit/plan.js';
+import type { JsonObject } from '../core/json.js';
+import { GATEWAY_GROUP } from '../core/target.js';
+import { describeError, ErrorCode, WebhookError } from '../errors.js';
+import { loadPolicyFile } from '../policy/load.js';
+import type { HandledKind } from '../policy/schema.js';
+import { parseFlags, requireString, usageError } from './args.js';
+import type { Io } from './main.js';
+
+/** FIELD_MANAGER owns the annotations that audit --fix applies. */
+export const FIELD_MANAGER = 'lb-probe-webhook';
+
+const API_VERSIONS: Record<HandledKind, string> = { Service: 'v1', Gateway: `${GATEWAY_GROUP}/v1` };
+const PAGE = 500;
+
+function apiError(what: string, err: unknown): WebhookError {
+  const detail = err instanceof ApiException ? `${err.code}: ${typeof err.body === 'string' ? err.body : JSON.stringify(err.body)}` : describeError(err);
+  return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${detail}`, { cause: err });
+}
+
+async function listAll(api: KubernetesObjectApi, kind: HandledKind, namespace: string | undefined): Promise<JsonObject[]> {
+  const apiVersion = API_VERSIONS[kind];
+  const items: JsonObject[] = [];
+  let token: string | undefined;
+  do {
+    const page = await api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, undefined, PAGE, token);
+    // List items carry no apiVersion and kind; the decision needs both. JSON round trip: plain objects, dates as strings.
+    for (const item of page.items) items.push({ ...(JSON.parse(JSON.stringify(item)) as JsonObject), apiVersion, kind });
+    token = page.metadata?._continue || undefined;
+  } while (token !== undefined);
+  return items;
+}
+
+/** runAudit lists what the policy would change; exit 0 when nothing, 1 when something (fixed with --fix: 0), 2 on error. */
+export async function runAudit(argv: readonly string[], io: Io): Promise<number> {
+  const { values } = parseFlags(
+    argv,
+    {
+      policy: { type: 'string' },
+      namespace: { type: 'string', short: 'n' },
+      output: { type: 'string', short: 'o' },
+      fix: { type: 'boolean' },
+      kubeconfig: { type: 'string' },
+    },
+    false,
+  );
+  const output = values.output ?? 'table';
+  if (output !== 'table' && output !== 'json') throw usageError(`-o must be table or json, got ${JSON.stringify(output)}`);
+  const policy = await loadPolicyFile(requireString(values.policy, 'policy'));
+  const kc = new KubeConfig();
+  try {
+    if (values.kubeconfig !== undefined) kc.loadFromFile(values.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err: unknown) {
+    throw new WebhookError(ErrorCode.KUBERNETES_API, `cannot load the kubeconfig: ${describeError(err)}`, { cause: err });
+  }
+  if (kc.getCurrentCluster() === null) throw new WebhookError(ErrorCode.KUBERNETES_API, 'no cluster: set KUBECONFIG, pass --kubeconfig, or run in a pod');
+  const api = KubernetesObjectApi.makeApiClient(kc);
+
+  const findings: AuditFinding[] = [];
+  let scanned = 0;
+  for (const kind of policy.kinds) {
+    let objects: JsonObject[];
+    try {
+      objects = await listAll(api, kind, values.namespace);
+    } catch (err: unknown) {
+      if (kind === 'Gateway' && err instanceof ApiException && err.code === 404) {
+        io.stderr.write('audit: the Gateway API is not installed; Gateways skipped\n');
+        continue;
+      }
+      throw apiError(`listing ${kind}s`, err);
+    }
+    scanned += objects.length;
+    for (const object of objects) {
+      const finding = auditObject(object, policy);
+      if (finding !== undefined) findings.push(finding);
+    }
+  }
+
+  const failures: string[] = [];
+  const fixed: AuditFinding[] = [];
+  if (values.fix === true) {
+    for (const finding of findings) {
+      const ref = `${finding.kind} ${finding.namespace}/${finding.name}`;
+      const body = finding.apply as unknown as KubernetesObject;
+      try {
+        await api.patch(body, undefined, 'All', FIELD_MANAGER, policy.overwrite, PatchStrategy.ServerSideApply);
+      } catch (err: unknown) {
+        failures.push(`${ref}: server-side dry run refused the change, nothing applied: ${describeError(apiError('apply', err))}`);
+        continue;
+      }
+      try {
+        await api.patch(body, undefined, undefined, FIELD_MANAGER, policy.overwrite, PatchStrategy.ServerSideApply);
+        fixed.push(finding);
+      } catch (err: unknown) {
+        failures.push(`${ref}: ${describeError(apiError('apply', err))}`);
+      }
+    }
+  }
+
+  if (output === 'json') {
+    io.stdout.write(
+      JSON.stringify(
+        {
+          scanned,
+          findings: findings.map((f) => ({ kind: f.kind, namespace: f.namespace, name: f.name, changes: f.changes, warnings: f.warnings, fixed: fixed.includes(f) })),
+          failures,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+  } else {
+    if (findings.length > 0) io.stdout.write(formatTable(findings));
+    const objects = `${scanned} ${scanned === 1 ? 'object' : 'objects'}`;
+    if (findings.length === 0) io.stdout.write(`nothing to change in ${objects}\n`);
+    else if (values.fix === true) io.stdout.write(`fixed ${fixed.length} of ${findings.length} to change (${objects} scanned)\n`);
+    else io.stdout.write(`would change ${findings.length} of ${objects}\n`);
+  }
+  for (const failure of failures) io.stderr.write(`audit: ${failure}\n`);
+  for (const f of findings) for (const w of f.warnings) io.stderr.write(`audit: ${f.kind} ${f.namespace}/${f.name}: ${w}\n`);
+  if (failures.length > 0) return 2;
+  if (values.fix === true) return 0;
+  return findings.length > 0 ? 1 : 0;
+}

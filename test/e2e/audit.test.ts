@@ -1,0 +1,90 @@
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixture } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
+import { cluster } from './cluster.js';
+import { ensureNamespace } from './webhook.js';
+
+const AZ = 'service.beta.kubernetes.io/';
+const k = cluster();
+const env = { KUBECONFIG: inject('controlPlane').kubeconfig };
+const dir = mkdtempSync(join(tmpdir(), 'lbp-audit-'));
+const policyFile = join(dir, 'policy.yaml');
+
+function inNamespace(object: Record<string, any>, namespace: string): Record<string, any> {
+  object.metadata = { ...object.metadata, namespace };
+  delete object.metadata.ownerReferences;
+  return object;
+}
+
+describe('audit against the real API server', () => {
+  beforeAll(async () => {
+    writeFileSync(policyFile, 'provider: azure\n');
+    await ensureNamespace(k.kubectl, 'audit-a');
+    await ensureNamespace(k.kubectl, 'audit-b');
+    await k.apply([
+      inNamespace(fixture('istio-gateway-service.yaml'), 'audit-a'),
+      inNamespace(fixture('gateway-infrastructure.yaml'), 'audit-a'),
+      inNamespace(fixture('service-user-probe.yaml'), 'audit-b'),
+      inNamespace(fixture('service-clusterip.yaml'), 'audit-b'),
+    ]);
+  });
+
+  it('lists every object the policy would change with what it would add, and exits 1.', async () => {
+    const { code, stdout } = await runCli(['audit', '--policy', policyFile], '', env);
+    expect(code).toBe(1);
+    const rows = stdout.trim().split('\n');
+    expect(rows[0]).toMatch(/^NAMESPACE\s+KIND\s+NAME\s+WHERE\s+ANNOTATION$/);
+    expect(rows.slice(1, -1).map((r) => r.split(/\s+/))).toEqual([
+      ['audit-a', 'Service', 'gateway-istio', 'metadata', `${AZ}port_80_health-probe_protocol=tcp`],
+      ['audit-a', 'Service', 'gateway-istio', 'metadata', `${AZ}port_443_health-probe_protocol=tcp`],
+      ['audit-b', 'Service', 'gateway-user', 'metadata', `${AZ}port_443_health-probe_protocol=tcp`],
+      ['audit-a', 'Gateway', 'gateway', 'spec.infrastructure', `${AZ}port_80_health-probe_protocol=tcp`],
+    ]);
+    expect(rows.at(-1)).toMatch(/^would change 3 of \d+ objects$/);
+  });
+
+  it('-o json with --namespace reports that namespace only.', async () => {
+    const { code, stdout } = await runCli(['audit', '--policy', policyFile, '--namespace', 'audit-b', '-o', 'json'], '', env);
+    expect(code).toBe(1);
+    const report = JSON.parse(stdout);
+    expect(report.scanned).toBe(2);
+    expect(report.findings).toHaveLength(1);
+    expect(report.findings[0]).toMatchObject({ kind: 'Service', namespace: 'audit-b', name: 'gateway-user', fixed: false });
+    expect(report.findings[0].changes.map((c: { key: string }) => c.key)).toEqual([`${AZ}port_443_health-probe_protocol`]);
+  });
+
+  it('--fix applies exactly the listed annotations with its own field manager, touching nothing else; a second audit finds nothing.', async () => {
+    const before = await k.get('service', 'gateway-user', 'audit-b');
+    const { code, stdout } = await runCli(['audit', '--policy', policyFile, '--fix'], '', env);
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n').at(-1)).toMatch(/^fixed 3 of 3 to change \(\d+ objects scanned\)$/);
+
+    const after = await k.get('service', 'gateway-user', 'audit-b');
+    expect(after?.metadata.annotations).toEqual({ ...before?.metadata.annotations, [`${AZ}port_443_health-probe_protocol`]: 'tcp' });
+    expect(after?.spec).toEqual(before?.spec);
+    expect(after?.metadata.labels).toEqual(before?.metadata.labels);
+    const withFields = JSON.parse((await k.kubectl(['get', 'service', 'gateway-user', '-n', 'audit-b', '-o', 'json', '--show-managed-fields'])).stdout);
+    const ours = withFields.metadata.managedFields.find((m: { manager: string }) => m.manager === 'lb-probe-webhook');
+    expect(ours).toMatchObject({ operation: 'Apply' });
+    expect(ours.fieldsV1).toEqual({ 'f:metadata': { 'f:annotations': { [`f:${AZ}port_443_health-probe_protocol`]: {} } } });
+
+    const gateway = await k.get('gateway', 'gateway', 'audit-a');
+    expect(gateway?.spec.infrastructure.annotations).toEqual({ [`${AZ}azure-dns-label-name`]: 'shop', [`${AZ}port_80_health-probe_protocol`]: 'tcp' });
+
+    const again = await runCli(['audit', '--policy', policyFile], '', env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/^nothing to change in \d+ objects\n$/);
+  });
+
+  it('without a reachable cluster it exits 2 with a clear message.', async () => {
+    const missing = await runCli(['audit', '--policy', policyFile, '--kubeconfig', join(dir, 'nope')], '', env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cannot load the kubeconfig/);
+    const bad = await runCli(['audit', '--policy', policyFile, '-o', 'yaml'], '', env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/-o must be table or json/);
+  });
+});
