@@ -4,10 +4,6 @@
  * changes, 2 usage, policy, input or certificate error.
  */
 import { describeError, ErrorCode, isWebhookError } from '../errors.js';
-import { runAudit } from './audit.js';
-import { runCerts } from './certs.js';
-import { runCheck, runRender } from './manifests.js';
-import { runServe } from './serve.js';
 
 const USAGE = `Usage: lb-probe-webhook <command> [flags]
 
@@ -40,17 +36,18 @@ export interface Io {
 
 async function main(argv: readonly string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
+  // Each command loads only its own modules: serve never pays for the Kubernetes client that audit needs.
   switch (command) {
     case 'serve':
-      return runServe(rest, io);
+      return (await import('./serve.js')).runServe(rest, io);
     case 'render':
-      return runRender(rest, io);
+      return (await import('./manifests.js')).runRender(rest, io);
     case 'check':
-      return runCheck(rest, io);
+      return (await import('./manifests.js')).runCheck(rest, io);
     case 'certs':
-      return runCerts(rest, io);
+      return (await import('./certs.js')).runCerts(rest, io);
     case 'audit':
-      return runAudit(rest, io);
+      return (await import('./audit.js')).runAudit(rest, io);
     case 'help':
     case '--help':
     case '-h':

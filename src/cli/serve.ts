@@ -75,7 +75,10 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const stopSignal = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]) as Promise<[NodeJS.Signals]>;
   const initialPolicy = await loadPolicyFile(policyPath);
   const tls = await readTlsMaterial(certPath, keyPath);
-  const logger = pino({ level: env.logLevel, base: { app: 'lb-probe-webhook' } }, io.stdout as NodeJS.WritableStream & pino.DestinationStream);
+  // On the real stdout, asynchronous writes (flushed at exit) keep one log line per review off the
+  // request path; lines written while a write is in flight are coalesced into the next one.
+  const destination = io.stdout === process.stdout ? pino.destination({ dest: 1, sync: false }) : (io.stdout as NodeJS.WritableStream & pino.DestinationStream);
+  const logger = pino({ level: env.logLevel, base: { app: 'lb-probe-webhook' } }, destination);
   const metrics = new WebhookMetrics();
   metrics.certificateInUse(tls.notAfter);
 
@@ -124,5 +127,6 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   clearTimeout(forced);
   await health.close();
   logger.info('stopped');
+  logger.flush();
   return 0;
 }

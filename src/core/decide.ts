@@ -38,7 +38,7 @@ export interface AnnotationChange {
 /** Decision is the result of decide. */
 export interface Decision {
   readonly outcome: Outcome;
-  /** object is the mutated object, present only when outcome is `patched`. */
+  /** object is the mutated object, present only when outcome is `patched`; it shares unchanged subtrees with the input, so treat both as read-only. */
   readonly object?: JsonObject;
   /** patch is the JSON patch from the admitted object to `object`; empty unless `patched`. */
   readonly patch: readonly Operation[];
@@ -113,23 +113,29 @@ function probeFor(object: JsonObject, policy: Policy, namespace: string | undefi
 interface Placement {
   readonly location: AnnotationLocation;
   /** map returns the annotation map to write into, creating it on the clone when needed. */
-  readonly map: (clone: JsonObject) => Record<string, unknown>;
+  readonly map: (clone: JsonObject, owned: WeakSet<object>) => Record<string, unknown>;
   readonly existing: Record<string, string>;
   readonly warnings: readonly string[];
 }
 
-function ensureMap(parent: Record<string, unknown>, key: string): Record<string, unknown> {
+/**
+ * ensureMap returns parent[key] as a map the clone owns, creating it when absent. The clone is
+ * copy-on-write: it shares every subtree with the admitted object until written, and a subtree
+ * is copied (shallowly) the first time it is written through.
+ */
+function ensureMap(parent: Record<string, unknown>, key: string, owned: WeakSet<object>): Record<string, unknown> {
   const current = parent[key];
-  if (isObject(current)) return current;
-  const created: Record<string, unknown> = {};
-  parent[key] = created;
-  return created;
+  if (isObject(current) && owned.has(current)) return current;
+  const copy: Record<string, unknown> = isObject(current) ? { ...current } : {};
+  owned.add(copy);
+  parent[key] = copy;
+  return copy;
 }
 
 function metadataPlacement(object: JsonObject, warnings: readonly string[] = []): Placement {
   return {
     location: 'metadata.annotations',
-    map: (clone) => ensureMap(ensureMap(clone, 'metadata'), 'annotations'),
+    map: (clone, owned) => ensureMap(ensureMap(clone, 'metadata', owned), 'annotations', owned),
     existing: stringMap(objectAt(object, 'metadata')?.['annotations']),
     warnings,
   };
@@ -161,9 +167,9 @@ function placementFor(kind: HandledKind, object: JsonObject, policy: Policy): Pl
       : {};
   return {
     location: 'spec.infrastructure.annotations',
-    map: (clone) => {
+    map: (clone, owned) => {
       const created = infra === undefined;
-      const map = ensureMap(ensureMap(ensureMap(clone, 'spec'), 'infrastructure'), 'annotations');
+      const map = ensureMap(ensureMap(ensureMap(clone, 'spec', owned), 'infrastructure', owned), 'annotations', owned);
       if (created) Object.assign(map, carried);
       return map;
     },
@@ -232,8 +238,10 @@ export function decide(input: DecisionInput): Decision {
 
   const placement = placementFor(kind, object, policy);
   warnings.push(...placement.warnings);
-  const clone = structuredClone(object);
-  const map = placement.map(clone);
+  // Copy-on-write: the clone shares all it does not change with the admitted object, which stays untouched.
+  const clone: JsonObject = { ...object };
+  const owned = new WeakSet<object>([clone]);
+  const map = placement.map(clone, owned);
   const changes: AnnotationChange[] = [];
   const reasons = applyGroups(result, placement, map, policy, changes, warnings, notes);
 
@@ -252,7 +260,21 @@ export function decide(input: DecisionInput): Decision {
   }
 
   if (policy.mode === 'warn') return { outcome: 'warned', patch: [], changes, reasons, warnings, notes, probe };
-  return { outcome: 'patched', object: clone, patch: fastJsonPatch.compare(object, clone), changes, reasons, warnings, notes, probe };
+  return { outcome: 'patched', object: clone, patch: diffWritten(object, clone), changes, reasons, warnings, notes, probe };
+}
+
+/**
+ * diffWritten is fast-json-patch's compare of the admitted object and its copy-on-write clone,
+ * run only on the top-level members the change wrote (the others are the same objects), so a
+ * large status or managedFields is never walked.
+ */
+function diffWritten(object: JsonObject, clone: JsonObject): Operation[] {
+  const patch: Operation[] = [];
+  for (const key of Object.keys(clone)) {
+    if (clone[key] === object[key]) continue;
+    patch.push(...fastJsonPatch.compare(key in object ? { [key]: object[key] } : {}, { [key]: clone[key] }));
+  }
+  return patch;
 }
 
 /**

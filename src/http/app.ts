@@ -70,6 +70,8 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Every review logs its own uid; a child logger per request would only add an allocation.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // The API server waits at most timeoutSeconds (≤ 30 s); a client slower than that is not one.
     requestTimeout: options.requestTimeoutMs ?? 30_000,
@@ -144,7 +146,8 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     }
     const messages = userMessages(decision);
     metrics?.review({
-      kind: review.kind.kind,
+      // A bounded label set: the kind comes from the request, and any client can send one.
+      kind: review.kind.kind === 'Service' || review.kind.kind === 'Gateway' ? review.kind.kind : 'other',
       operation: review.operation,
       decision: decision.outcome,
       durationMs,

@@ -100,10 +100,22 @@ export class WebhookMetrics {
 
   /** review records one answered review. */
   review(event: ReviewEvent): void {
-    this.reviews.inc({ kind: event.kind, operation: event.operation, decision: event.decision });
-    this.duration.observe({ kind: event.kind }, event.durationMs / 1000);
-    if (event.patched) this.patches.inc({ kind: event.kind });
-    if (event.warnings > 0) this.warnings.inc({ kind: event.kind }, event.warnings);
+    this.child(this.reviews, event.kind, event.operation, event.decision).inc();
+    this.child(this.duration, event.kind).observe(event.durationMs / 1000);
+    if (event.patched) this.child(this.patches, event.kind).inc();
+    if (event.warnings > 0) this.child(this.warnings, event.kind).inc(event.warnings);
+  }
+
+  // Labelled children are looked up once per label set: prom-client would hash the labels on every call.
+  private readonly children = new Map<string, { inc(n?: number): void; observe(v: number): void }>();
+  private child(metric: Counter | Histogram, ...labels: string[]): { inc(n?: number): void; observe(v: number): void } {
+    const key = `${(metric as unknown as { name: string }).name}\0${labels.join('\0')}`;
+    let child = this.children.get(key);
+    if (child === undefined) {
+      child = metric.labels(...labels) as unknown as { inc(n?: number): void; observe(v: number): void };
+      this.children.set(key, child);
+    }
+    return child;
   }
 
   /** error records a refused or failed request by its catalogue code. */

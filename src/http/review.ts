@@ -31,17 +31,15 @@ export const MAX_WARNINGS = 20;
  */
 export const MAX_OBJECT_DEPTH = 64;
 
-/** depthExceeds tells, without recursion, whether a JSON value nests deeper than max levels. */
-export function depthExceeds(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop() as [unknown, number];
-    if (typeof current !== 'object' || current === null) continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(current) ? current : Object.values(current)) {
-      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
-    }
+/** depthExceeds tells whether a JSON value nests deeper than max levels; it never recurses deeper than max + 1. */
+export function depthExceeds(value: unknown, max: number, depth = 1): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (depth > max) return true;
+  if (Array.isArray(value)) {
+    for (const child of value) if (depthExceeds(child, max, depth + 1)) return true;
+    return false;
   }
+  for (const key in value) if (depthExceeds((value as Record<string, unknown>)[key], max, depth + 1)) return true;
   return false;
 }
 

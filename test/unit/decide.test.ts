@@ -291,6 +291,20 @@ describe('decide on Gateways', () => {
     expect(decision.warnings[0]).toMatch(/do not reach the generated Service/);
   });
 
+  it('A Gateway without metadata gets the whole metadata map added.', () => {
+    const object = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', spec: { listeners: [{ name: 'h', port: 8080, protocol: 'HTTP' }] } };
+    expect(decide({ object, operation: 'CREATE', policy: azure }).patch).toEqual([
+      { op: 'add', path: '/metadata', value: { annotations: { [`${AZ}port_8080_health-probe_protocol`]: 'tcp' } } },
+    ]);
+  });
+
+  it('The admitted object is never modified.', () => {
+    const object = fixture('gateway-azure-internal.yaml');
+    const before = structuredClone(object);
+    decide({ object, operation: 'CREATE', policy: policy({ provider: 'azure', gateway: { annotationsTarget: 'infrastructure' } }) });
+    expect(object).toEqual(before);
+  });
+
   it('A Gateway asking Istio for a ClusterIP Service is skipped.', () => {
     const object = withAnnotations(fixture('gateway-plain.yaml'), { 'networking.istio.io/service-type': 'ClusterIP' });
     expect(decide({ object, operation: 'CREATE', policy: azure }).outcome).toBe('skipped');
