@@ -82,3 +82,14 @@ export function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<numb
     child.kill('SIGTERM');
   });
 }
+
+/**
+ * startServeOnLoopback starts `serve` on free loopback ports with the given policy and certificate
+ * files, no shutdown delay, and any further flags (a repeated flag overrides these defaults).
+ */
+export function startServeOnLoopback(files: { policy: string; cert: string; key: string }, ...flags: string[]): ReturnType<typeof startServe> {
+  return startServe([
+    '--policy', files.policy, '--tls-cert', files.cert, '--tls-key', files.key,
+    '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s', ...flags,
+  ]);
+}

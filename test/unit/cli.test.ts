@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import fastJsonPatch from 'fast-json-patch';
 import { parse, parseAllDocuments } from 'yaml';
 import { FIXTURES, fixture, fixturePath } from '../helpers/fixtures.js';
-import { runCli, startServe, stopProcess } from '../helpers/cli.js';
+import { runCli, startServeOnLoopback, stopProcess, type startServe } from '../helpers/cli.js';
 import { postJson } from '../helpers/https.js';
 import { decodePatch, review } from '../helpers/reviews.js';
 
@@ -202,10 +202,7 @@ describe('serve', () => {
 
   beforeAll(async () => {
     expect((await runCli(['certs', '--out', certs, '--dns', 'localhost', '--ip', '127.0.0.1'])).code).toBe(0);
-    server = await startServe([
-      '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'),
-      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s',
-    ]);
+    server = await startServeOnLoopback({ policy: azurePolicy, cert: join(certs, 'tls.crt'), key: join(certs, 'tls.key') });
     url = `https://localhost:${server.port}/mutate`;
   });
   afterAll(async () => {
@@ -280,7 +277,7 @@ describe('serve', () => {
   });
 
   it('exits 0 on SIGTERM.', async () => {
-    const started = await startServe(['--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s']);
+    const started = await startServeOnLoopback({ policy: azurePolicy, cert: join(certs, 'tls.crt'), key: join(certs, 'tls.key') });
     const code = await stopProcess(started.child);
     expect({ code, stderr: started.stderr() }).toEqual({ code: 0, stderr: '' });
     expect(started.logs.map((l) => l.msg)).toContain('stopped');

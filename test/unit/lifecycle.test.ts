@@ -2,7 +2,7 @@
  * The serve process's life under load: certificate rotation and policy reload without restart,
  * and graceful shutdown. Real processes, real TLS, loopback only, bounded loops.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { Agent, request } from 'node:https';
@@ -12,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture } from '../helpers/fixtures.js';
 import { review, decodePatch } from '../helpers/reviews.js';
-import { runCli, startServe, stopProcess } from '../helpers/cli.js';
+import { runCli, startServeOnLoopback, stopProcess, type startServe } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-life-'));
 const started: Awaited<ReturnType<typeof startServe>>[] = [];
 afterEach(async () => {
   for (const s of started.splice(0)) await stopProcess(s.child);
 });
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const body = JSON.stringify(review(fixture('istio-gateway-service.yaml')));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,10 +114,7 @@ describe('certificate rotation', () => {
     const files = (dir: string) => ({ 'tls.crt': readFileSync(join(dir, 'tls.crt'), 'utf8'), 'tls.key': readFileSync(join(dir, 'tls.key'), 'utf8') });
     mountLike(mount, files(a), '..gen1');
     writeFileSync(join(tmp, 'azure.yaml'), 'provider: azure\n');
-    const server = await startServe([
-      '--policy', join(tmp, 'azure.yaml'), '--tls-cert', join(mount, 'tls.crt'), '--tls-key', join(mount, 'tls.key'),
-      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--reload-interval', '100ms', '--shutdown-delay', '0s',
-    ]);
+    const server = await startServeOnLoopback({ policy: join(tmp, 'azure.yaml'), cert: join(mount, 'tls.crt'), key: join(mount, 'tls.key') }, '--reload-interval', '100ms');
     started.push(server);
     const url = `https://localhost:${server.port}/mutate`;
     const ca = readFileSync(join(a, 'ca.crt'), 'utf8');
@@ -154,10 +152,7 @@ describe('policy reload', () => {
       renameSync(`${policyFile}.tmp`, policyFile);
     };
     write('provider: azure\n');
-    const server = await startServe([
-      '--policy', policyFile, '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
-      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--reload-interval', '100ms', '--shutdown-delay', '0s',
-    ]);
+    const server = await startServeOnLoopback({ policy: policyFile, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') }, '--reload-interval', '100ms');
     started.push(server);
     const url = `https://localhost:${server.port}/mutate`;
     const ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
@@ -191,10 +186,10 @@ describe('graceful shutdown', () => {
     const dir = join(tmp, 'shutdown');
     await certs(dir);
     writeFileSync(join(dir, 'policy.yaml'), 'provider: azure\n');
-    const server = await startServe([
-      '--policy', join(dir, 'policy.yaml'), '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
-      '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '1s', '--shutdown-grace', '5s',
-    ]);
+    const server = await startServeOnLoopback(
+      { policy: join(dir, 'policy.yaml'), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') },
+      '--shutdown-delay', '1s', '--shutdown-grace', '5s',
+    );
     const url = `https://localhost:${server.port}/mutate`;
     const ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
     expect((await get(server.healthPort, '/readyz')).status).toBe(200);
