@@ -50,7 +50,7 @@ describe('with the opt-in overlay registered', () => {
     await k.apply(istioService('optin-off', 'gateway-istio-off'));
     const stored = await k.get('service', 'gateway-istio-off', 'optin-off');
     expect(Object.keys(stored?.metadata.annotations ?? {}).filter((key) => key.startsWith(AZ))).toEqual([]);
-    expect(webhook.reviews('gateway-istio-off')).toEqual([]);
+    expect(await webhook.settledReviews('gateway-istio-off')).toEqual([]);
   });
 
   it('The API server allocated clusterIP and nodePorts after the patch, so the patched Service passed validation.', async () => {
@@ -104,12 +104,12 @@ describe('with the opt-in overlay registered', () => {
     expect(stored?.metadata.annotations).toMatchObject(TCP_PROBES);
     expect(stored?.metadata.labels['reconcile-generation']).toBe('2');
     await sleep(2000);
-    const calls = webhook.reviews('ssa-istio').length;
+    const calls = (await webhook.settledReviews('ssa-istio')).length;
     // Two writes, each at most twice with reinvocationPolicy IfNeeded.
     expect(calls).toBeGreaterThanOrEqual(2);
     expect(calls).toBeLessThanOrEqual(4);
     await sleep(3000);
-    expect(webhook.reviews('ssa-istio')).toHaveLength(calls);
+    expect(await webhook.settledReviews('ssa-istio')).toHaveLength(calls);
   });
 
   it('A probe annotation that a user set is kept as it is.', async () => {
@@ -127,15 +127,14 @@ describe('with the opt-in overlay registered', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`${AZ}port_80_health-probe_protocol: tcp`);
     expect(await k.get('service', 'dry-run-only', 'optin-on')).toBeUndefined();
-    expect(webhook.reviews('dry-run-only').at(-1)).toMatchObject({ dryRun: true, decision: 'patched' });
+    expect((await webhook.settledReviews('dry-run-only')).at(-1)).toMatchObject({ dryRun: true, decision: 'patched' });
   });
 
   it('A ClusterIP Service and a LoadBalancer without http appProtocol never reach the webhook (matchConditions).', async () => {
     await k.apply(withNamespace(fixture('service-clusterip.yaml'), 'optin-on', 'plain-clusterip'));
     await k.apply(withNamespace(fixture('istio-chart-service.yaml'), 'optin-on', 'chart-gateway'));
-    await sleep(500);
     expect(await k.get('service', 'plain-clusterip', 'optin-on')).toBeDefined();
-    expect(webhook.reviews('plain-clusterip')).toEqual([]);
+    expect(await webhook.settledReviews('plain-clusterip')).toEqual([]);
     expect(webhook.reviews('chart-gateway')).toEqual([]);
     expect(webhook.reviews('gateway-istio').length).toBeGreaterThan(0);
   });
@@ -164,6 +163,6 @@ describe('with the cluster-wide overlay registered', () => {
     const annotations = (await k.get('service', svcName, namespace))?.metadata.annotations ?? {};
     if (mutated) expect(annotations).toMatchObject(TCP_PROBES);
     else expect(Object.keys(annotations).filter((key) => key.startsWith(AZ))).toEqual([]);
-    expect(webhook.reviews(svcName).length > 0).toBe(mutated);
+    expect((await webhook.settledReviews(svcName)).length > 0).toBe(mutated);
   });
 });

@@ -16,6 +16,9 @@ const CLI = join(ROOT, 'dist/cli/main.js');
 /** WEBHOOK_NAME is the webhook entry's name in the project's MutatingWebhookConfiguration. */
 export const WEBHOOK_NAME = 'probes.lb-probe-webhook.io';
 
+/** LOG_SETTLE_MS exceeds twice serve's log flush interval (250 ms): after it, every line written before is in the file. */
+const LOG_SETTLE_MS = 600;
+
 /** LogLine is one pino JSON line of the webhook. */
 export type LogLine = Record<string, unknown> & { msg?: string; name?: string };
 
@@ -26,8 +29,10 @@ export interface RunningWebhook {
   readonly certsDir: string;
   /** logs reads every JSON line the process has written so far. */
   logs(): LogLine[];
-  /** reviews returns the review log lines, for one object name when given. */
+  /** reviews returns the review log lines so far, for one object name when given. */
   reviews(name?: string): LogLine[];
+  /** settledReviews waits until the webhook's log buffer has surely been flushed, then returns reviews(name). */
+  settledReviews(name?: string): Promise<LogLine[]>;
   stop(): Promise<number | null>;
 }
 
@@ -60,6 +65,7 @@ export async function startWebhook(policy: string): Promise<RunningWebhook> {
           .filter((l) => l.startsWith('{'))
           .map((l) => JSON.parse(l) as LogLine)
       : [];
+  const reviews = (name?: string): LogLine[] => logs().filter((l) => l.msg === 'review' && (name === undefined || l.name === name));
   await waitFor(`webhook (log: ${logFile})`, 30_000, () => {
     if (child.exitCode !== null) throw new Error(`webhook exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8')}`);
     return Promise.resolve(logs().some((l) => l.msg === 'serving'));
@@ -69,7 +75,11 @@ export async function startWebhook(policy: string): Promise<RunningWebhook> {
     caBundle: Buffer.from(readFileSync(join(certsDir, 'ca.crt'))).toString('base64'),
     certsDir,
     logs,
-    reviews: (name) => logs().filter((l) => l.msg === 'review' && (name === undefined || l.name === name)),
+    reviews,
+    async settledReviews(name) {
+      await new Promise((r) => setTimeout(r, LOG_SETTLE_MS));
+      return reviews(name);
+    },
     async stop() {
       const code = await stopChild(child);
       removeTempDir(dir);

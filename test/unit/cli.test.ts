@@ -229,6 +229,8 @@ describe('serve', () => {
     const patched = fastJsonPatch.applyPatch(structuredClone(object), decodePatch(JSON.parse(res.body)) as never).newDocument;
     const rendered = await runCli(['render', '--policy', azurePolicy], JSON.stringify(object));
     expect(patched).toEqual(parse(rendered.stdout));
+    // Log lines are flushed every 250 ms.
+    for (let i = 0; i < 40 && !server.logs.some((l) => l.msg === 'review'); i++) await new Promise((r) => setTimeout(r, 50));
     expect(server.logs.filter((l) => l.msg === 'review').at(-1)).toMatchObject({ kind: 'Service', namespace: 'kserve', decision: 'patched', operation: 'CREATE' });
   });
 
