@@ -235,7 +235,7 @@ async function endToEndBenchmark(): Promise<void> {
     ['without webhook', Math.round(without), (without / SERVICES).toFixed(2), (times['without'] ?? []).map(Math.round).join(' ')],
     ['with webhook', Math.round(withHook), (withHook / SERVICES).toFixed(2), (times['with'] ?? []).map(Math.round).join(' ')],
   ]));
-  const mutated = webhook.reviews().filter((l) => l['decision'] === 'patched').length;
+  const mutated = (await webhook.settledReviews()).filter((l) => l['decision'] === 'patched').length;
   console.log(`end-to-end ratio with/without: ${(withHook / without).toFixed(2)} (target <= 1.25); reviews patched: ${mutated}`);
   await unregisterWebhook(cp.kubectl, name);
   await webhook.stop();
