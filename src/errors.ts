@@ -22,6 +22,8 @@ export const ErrorCode = {
   MANIFEST_INVALID: { code: 'LBP_MANIFEST_INVALID', status: 400 },
   /** A command-line flag is unknown, missing or malformed. */
   USAGE: { code: 'LBP_USAGE', status: 400 },
+  /** A server cannot listen on its address and port. */
+  LISTEN: { code: 'LBP_LISTEN', status: 500 },
   /** Certificate material cannot be generated, read or parsed. */
   CERTIFICATE: { code: 'LBP_CERTIFICATE', status: 500 },
   /** The Kubernetes API refused or failed a request (audit). */

@@ -99,8 +99,14 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const health = buildHealthApp({ logger, ready: () => (state === 'serving' ? undefined : state), metrics: metrics.registry });
   const certificate = new CertificateSource(`${certPath} with key ${keyPath}`, (m) => (webhook.server as unknown as TlsServer).setSecureContext({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2' }), logger, metrics);
 
-  await health.listen({ port: healthPort, host });
-  await webhook.listen({ port, host });
+  try {
+    await health.listen({ port: healthPort, host });
+    await webhook.listen({ port, host });
+  } catch (err: unknown) {
+    await Promise.allSettled([health.close(), webhook.close()]);
+    clearInterval(flushTimer);
+    throw new WebhookError(ErrorCode.LISTEN, `cannot listen: ${(err as Error).message}`, { cause: err });
+  }
   const onReadError = (what: string) => (err: unknown) => logger.warn({ err: (err as Error).message }, `cannot read the ${what}; keeping the one in use`);
   const watches = [
     await watchFiles({ paths: [policyPath], intervalMs: reloadMs, onChange: ([text]) => void policy.update(text ?? ''), onError: onReadError('policy') }),

@@ -270,6 +270,12 @@ describe('serve', () => {
     expect(stderr).toMatch(message);
   });
 
+  it('does not start on a port in use: exit 2 naming the address.', async () => {
+    const { code, stderr } = await runCli(['serve', '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--address', '127.0.0.1', '--health-port', '0', '--port', String(server.port)]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/cannot listen: listen EADDRINUSE: address already in use 127\.0\.0\.1:\d+/);
+  });
+
   it('does not start with a key that does not belong to the certificate.', async () => {
     const other = join(tmp, 'serve-other');
     await runCli(['certs', '--out', other, '--dns', 'localhost']);
