@@ -54,11 +54,6 @@ export function describePort(port: ServicePort): string {
   return `port ${port.port}${port.name === undefined ? '' : ` (${port.name})`}`;
 }
 
-/** describePorts names several ports for messages: `ports 80, 443`. */
-export function describePorts(ports: readonly ServicePort[]): string {
-  return ports.length === 1 ? `port ${ports[0]?.port}` : `ports ${ports.map((p) => p.port).join(', ')}`;
-}
-
 /** readinessUrl renders a readiness endpoint for messages: `:status-port/healthz/ready`. */
 export function readinessUrl(readiness: ReadinessEndpoint): string {
   return `:${readiness.port}${readiness.path}`;
