@@ -24,7 +24,7 @@ test: node_modules ## Run every test: unit, CLI, TLS and the real control plane 
 
 .PHONY: test-unit
 test-unit: node_modules ## Run the unit, CLI and TLS tests only
-	$(NPM) run build && $(NPM) run test:unit
+	$(NPM) run test:unit
 
 .PHONY: lint
 lint: node_modules ## Type-check and lint
