@@ -7,6 +7,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // Many tests spawn the CLI or a server; on a loaded 2-core machine 5 s is too tight a bound for a hang.
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
         },
       },
       {

@@ -100,7 +100,8 @@ const gatewayLike = fc.record(
   { requiredKeys: [] },
 );
 
-describe('generated input through the whole server pipeline', () => {
+// Bounded by the run counts above, not by time; a loaded CI machine may need more than the default 5 s.
+describe('generated input through the whole server pipeline', { timeout: 120_000 }, () => {
   it('any JSON text gets a clear 4xx or a valid AdmissionReview.', async () => {
     await fc.assert(
       fc.asyncProperty(fc.json(), async (text) => {
@@ -188,7 +189,7 @@ describe('generated input through the whole server pipeline', () => {
   });
 });
 
-describe('hand-written attacks on a running server', () => {
+describe('hand-written attacks on a running server', { timeout: 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'lbp-hostile-'));
   let server: Awaited<ReturnType<typeof startServe>>;
   let ca: string;
