@@ -84,7 +84,7 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
   }
 
   const failures: string[] = [];
-  const fixed: AuditFinding[] = [];
+  const fixed = new Set<AuditFinding>();
   if (values.fix === true) {
     for (const finding of findings) {
       const ref = `${finding.kind} ${finding.namespace}/${finding.name}`;
@@ -97,7 +97,7 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
       }
       try {
         await api.patch(body, undefined, undefined, FIELD_MANAGER, policy.overwrite, PatchStrategy.ServerSideApply);
-        fixed.push(finding);
+        fixed.add(finding);
       } catch (err: unknown) {
         failures.push(`${ref}: ${describeError(apiError('apply', err))}`);
       }
@@ -109,7 +109,7 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
       JSON.stringify(
         {
           scanned,
-          findings: findings.map((f) => ({ kind: f.kind, namespace: f.namespace, name: f.name, changes: f.changes, warnings: f.warnings, fixed: fixed.includes(f) })),
+          findings: findings.map((f) => ({ kind: f.kind, namespace: f.namespace, name: f.name, changes: f.changes, warnings: f.warnings, fixed: fixed.has(f) })),
           failures,
         },
         null,
@@ -120,7 +120,7 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
     if (findings.length > 0) io.stdout.write(formatTable(findings));
     const objects = `${scanned} ${scanned === 1 ? 'object' : 'objects'}`;
     if (findings.length === 0) io.stdout.write(`nothing to change in ${objects}\n`);
-    else if (values.fix === true) io.stdout.write(`fixed ${fixed.length} of ${findings.length} to change (${objects} scanned)\n`);
+    else if (values.fix === true) io.stdout.write(`fixed ${fixed.size} of ${findings.length} to change (${objects} scanned)\n`);
     else io.stdout.write(`would change ${findings.length} of ${objects}\n`);
   }
   for (const failure of failures) io.stderr.write(`audit: ${failure}\n`);

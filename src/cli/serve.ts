@@ -29,8 +29,7 @@ import type { Io } from './main.js';
 const LOG_FLUSH_MS = 250;
 
 /** readTlsMaterial reads a certificate and key and checks that the key belongs to the certificate. */
-export async function readTlsMaterial(certPath: string, keyPath: string): Promise<TlsMaterial> {
-  const source = `${certPath} with key ${keyPath}`;
+export async function readTlsMaterial(certPath: string, keyPath: string, source = `${certPath} with key ${keyPath}`): Promise<TlsMaterial> {
   let cert: string;
   let key: string;
   try {
@@ -77,7 +76,8 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   // Listen for the stop signals before anything starts, so a signal during start-up is a clean stop too.
   const stopSignal = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]) as Promise<[NodeJS.Signals]>;
   const initialPolicy = await loadPolicyFile(policyPath);
-  const tls = await readTlsMaterial(certPath, keyPath);
+  const tlsSource = `${certPath} with key ${keyPath}`;
+  const tls = await readTlsMaterial(certPath, keyPath, tlsSource);
   // On the real stdout, log lines are buffered up to 4 KiB and written asynchronously, and the
   // buffer is flushed every LOG_FLUSH_MS and at exit: one write per ten-odd review lines under
   // load instead of one each, and no line waits longer than that when traffic is low.
@@ -97,7 +97,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     https: { https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' } },
   });
   const health = buildHealthApp({ logger, ready: () => (state === 'serving' ? undefined : state), metrics: metrics.registry });
-  const certificate = new CertificateSource(`${certPath} with key ${keyPath}`, (m) => (webhook.server as unknown as TlsServer).setSecureContext({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2' }), logger, metrics);
+  const certificate = new CertificateSource(tlsSource, (m) => (webhook.server as unknown as TlsServer).setSecureContext({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2' }), logger, metrics);
 
   try {
     await health.listen({ port: healthPort, host });

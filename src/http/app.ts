@@ -38,8 +38,6 @@ export interface WebhookAppOptions {
   readonly now?: () => number;
   /** metrics records reviews, errors and requests in flight; optional. */
   readonly metrics?: WebhookMetrics;
-  /** requestTimeoutMs bounds how long a client may take to send a request (default 30 s). */
-  readonly requestTimeoutMs?: number;
 }
 
 const FASTIFY_CODES: Record<string, ErrorKind> = {
@@ -74,8 +72,8 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // The API server waits at most timeoutSeconds (≤ 30 s); a client slower than that is not one.
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
-    connectionTimeout: options.requestTimeoutMs ?? 30_000,
+    requestTimeout: 30_000,
+    connectionTimeout: 30_000,
     // While closing, requests on connections already open are still answered: close() waits for them.
     return503OnClosing: false,
     ...options.https,

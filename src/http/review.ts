@@ -26,8 +26,8 @@ export const MAX_WARNINGS = 20;
 
 /**
  * MAX_OBJECT_DEPTH bounds the nesting of request.object. A Service or Gateway, managedFields
- * included, nests about a dozen levels; the limit keeps cloning and diffing far from the stack's
- * depth however the body was built.
+ * included, nests about a dozen levels; the limit keeps the recursive walks over it (this check,
+ * the diff of the members written, encoding) far from the stack's depth however the body was built.
  */
 export const MAX_OBJECT_DEPTH = 64;
 
