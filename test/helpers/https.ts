@@ -1,6 +1,6 @@
 /** A small HTTPS client for tests that must cross a real TLS socket. */
 import { request } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
 /** HttpsResponse is a status, the negotiated peer certificate and the body. */
 export interface HttpsResponse {
@@ -21,4 +21,12 @@ export function postJson(url: string, body: unknown, ca: string, headers: Record
     req.on('error', reject);
     req.end(typeof body === 'string' ? body : JSON.stringify(body));
   });
+}
+
+/** openTls opens a raw TLS connection to a loopback server trusting ca, resolved after the handshake; socket errors are left to the caller's assertions. */
+export async function openTls(port: number, ca: string): Promise<TLSSocket> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+  socket.on('error', () => undefined);
+  await new Promise((resolve) => socket.once('secureConnect', resolve));
+  return socket;
 }

@@ -9,7 +9,6 @@ import fastJsonPatch from 'fast-json-patch';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -19,7 +18,7 @@ import { decide } from '../../src/core/decide.js';
 import { fixture, policy } from '../helpers/fixtures.js';
 import { review } from '../helpers/reviews.js';
 import { runCli, startServeOnLoopback, stopProcess, type startServe } from '../helpers/cli.js';
-import { postJson } from '../helpers/https.js';
+import { openTls, postJson } from '../helpers/https.js';
 
 /** RUNS adds up the generated inputs of this file; the suite asserts it stays at 10,000 or more. */
 const RUNS = { json: 3000, bytes: 1000, reviewShaped: 3000, objects: 3000, decide: 2000 };
@@ -250,11 +249,9 @@ describe('hand-written attacks on a running server', { timeout: 60_000 }, () => 
 
   it('a body over the 7 MiB limit gets 413 as soon as its Content-Length is read.', async () => {
     // Raw TLS: the answer comes before the body is sent, so no client write races the refusal.
-    const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
-    await new Promise((r) => socket.once('secureConnect', r));
+    const socket = await openTls(server.port, ca);
     let answer = '';
     socket.on('data', (d: Buffer) => (answer += d.toString()));
-    socket.on('error', () => undefined);
     socket.write(`POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n{"pad":"`);
     for (let i = 0; i < 100 && !answer.includes('\r\n\r\n{'); i++) await new Promise((r) => setTimeout(r, 20));
     socket.destroy();
@@ -270,8 +267,7 @@ describe('hand-written attacks on a running server', { timeout: 60_000 }, () => 
   });
 
   it('a truncated body (Content-Length larger than what is sent, then hang-up) does not disturb the server.', async () => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
-    await new Promise((r) => socket.once('secureConnect', r));
+    const socket = await openTls(server.port, ca);
     socket.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"apiVersion":');
     await new Promise((r) => setTimeout(r, 100));
     socket.destroy();
@@ -291,9 +287,7 @@ describe('hand-written attacks on a running server', { timeout: 60_000 }, () => 
   });
 
   it('a slow client is cut off by the request timeout (slowloris), and others are served meanwhile.', async () => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
-    await new Promise((r) => socket.once('secureConnect', r));
-    socket.on('error', () => undefined);
+    const socket = await openTls(server.port, ca);
     socket.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\n');
     await stillServes();
     expect(socket.destroyed).toBe(false);

@@ -6,12 +6,13 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { Agent, request } from 'node:https';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture } from '../helpers/fixtures.js';
 import { review, decodePatch } from '../helpers/reviews.js';
+import { openTls } from '../helpers/https.js';
 import { runCli, startServeOnLoopback, stopProcess, type startServe } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-life-'));
@@ -195,8 +196,7 @@ describe('graceful shutdown', () => {
     expect((await get(server.healthPort, '/readyz')).status).toBe(200);
 
     // A review whose body is still arriving when SIGTERM comes: accepted, so it must be answered.
-    const slow = connect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
-    await new Promise((r) => slow.once('secureConnect', r));
+    const slow = await openTls(server.port, ca);
     let slowAnswer = '';
     slow.on('data', (d: Buffer) => (slowAnswer += d.toString()));
     const slowClosed = new Promise((r) => slow.once('close', r));
