@@ -14,6 +14,16 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'conformance',
+          include: ['test/conformance/**/*.test.ts'],
+          // The clouds' programs are built by test/conformance/build.sh (npm run conformance) before this runs;
+          // the cases spawn the CLI once per policy and each program once.
+          testTimeout: 60_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           // One control plane for the whole run: the files share it, one at a time.

@@ -11,6 +11,11 @@ export interface ServicePort {
   readonly port: number;
   readonly protocol: string;
   readonly appProtocol: string | undefined;
+  /**
+   * targetPort is the pod port: a number, a container port name, or undefined when not given (the
+   * API server then defaults it to `port`). Only read by clouds that probe pods directly.
+   */
+  readonly targetPort?: number | string | undefined;
 }
 
 /** LoadBalancerTarget describes the Service a cloud load balancer probes. */
@@ -76,6 +81,7 @@ export function serviceTarget(service: JsonObject): LoadBalancerTarget | undefin
       port,
       protocol: stringAt(raw, 'protocol') ?? 'TCP',
       appProtocol: stringAt(raw, 'appProtocol'),
+      targetPort: integerAt(raw, 'targetPort') ?? stringAt(raw, 'targetPort'),
     });
   }
   return {

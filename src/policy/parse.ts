@@ -32,7 +32,7 @@ class Problems {
   }
 }
 
-const ROOT_KEYS = ['provider', 'mode', 'probe', 'readiness', 'overwrite', 'kinds', 'gateway', 'azure', 'custom', 'rules'];
+const ROOT_KEYS = ['provider', 'mode', 'probe', 'readiness', 'overwrite', 'kinds', 'gateway', 'azure', 'aws', 'custom', 'rules'];
 
 function oneOf(values: readonly string[]): string {
   return values.map((v) => `"${v}"`).join(', ');
@@ -246,6 +246,7 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   } else provider = rawProvider;
 
   const azureSection = mapping(root?.['azure'], ['azure'], ['hideStatusPort'], problems);
+  const awsSection = mapping(root?.['aws'], ['aws'], ['defaultTargetType'], problems);
   const policy: Policy = {
     provider: provider ?? '',
     mode: enumValue(root?.['mode'], ['mode'], ['enforce', 'warn'], DEFAULT_POLICY.mode, problems),
@@ -255,6 +256,9 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     kinds: kindsValue(root?.['kinds'], problems),
     gateway: gatewayValue(root?.['gateway'], problems),
     azure: { hideStatusPort: booleanValue(azureSection?.['hideStatusPort'], ['azure', 'hideStatusPort'], false, problems) },
+    aws: {
+      defaultTargetType: enumValue(awsSection?.['defaultTargetType'], ['aws', 'defaultTargetType'], ['instance', 'ip'], DEFAULT_POLICY.aws.defaultTargetType, problems),
+    },
     custom: customValue(root?.['custom'], provider, problems),
     rules: rulesValue(root?.['rules'], problems),
   };

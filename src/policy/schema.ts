@@ -13,6 +13,12 @@ export type HandledKind = 'Service' | 'Gateway';
 /** AnnotationsTarget says where a Gateway's annotations go: auto, spec.infrastructure.annotations or metadata.annotations. */
 export type AnnotationsTarget = 'auto' | 'infrastructure' | 'metadata';
 
+/**
+ * AwsTargetType is how the AWS Load Balancer Controller registers NLB targets: `instance` (node ports)
+ * or `ip` (pod IPs). It is the controller's --default-target-type flag, which the webhook cannot see.
+ */
+export type AwsTargetType = 'instance' | 'ip';
+
 /** CustomTemplates are the custom provider's annotation templates for one probe intent. */
 export interface CustomTemplates {
   /** perPort is applied once per affected port, with {port} filled in. */
@@ -45,6 +51,8 @@ export interface Policy {
     readonly maxInfrastructureAnnotations: number;
   };
   readonly azure: { readonly hideStatusPort: boolean };
+  /** aws.defaultTargetType is the target type of Services without the aws-load-balancer-nlb-target-type annotation. */
+  readonly aws: { readonly defaultTargetType: AwsTargetType };
   readonly custom: { readonly tcp?: CustomTemplates; readonly readiness?: CustomTemplates };
   readonly rules: readonly Rule[];
 }
@@ -63,6 +71,8 @@ export const DEFAULT_POLICY: Omit<Policy, 'provider'> = {
   kinds: ['Service', 'Gateway'],
   gateway: { annotationsTarget: 'auto', maxInfrastructureAnnotations: 8 },
   azure: { hideStatusPort: false },
+  // The controller's --default-target-type defaults to instance (aws-load-balancer-controller pkg/config/controller_config.go).
+  aws: { defaultTargetType: 'instance' },
   custom: {},
   rules: [],
 };

@@ -81,6 +81,16 @@ describe('decide on Services', () => {
       patch: [{ op: 'add', path: `/metadata/annotations/service.beta.kubernetes.io~1port_80_health-probe_protocol`, value: 'tcp' }],
     },
     {
+      name: 'An NLB Service with readiness port 15021 (a number) gets the status port’s name as its AWS health check port.',
+      object: fixture('service-aws-nlb.yaml'),
+      policy: policy({ provider: 'aws', probe: 'readiness', readiness: { port: 15021 } }),
+      patch: [
+        { op: 'add', path: `/metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-healthcheck-protocol`, value: 'http' },
+        { op: 'add', path: `/metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-healthcheck-port`, value: 'status-port' },
+        { op: 'add', path: `/metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-healthcheck-path`, value: '/healthz/ready' },
+      ],
+    },
+    {
       name: 'A user-set probe for port 80 is kept whole; port 443 still gets its TCP probe.',
       object: fixture('service-user-probe.yaml'),
       policy: azure,
@@ -150,6 +160,32 @@ describe('decide on Services', () => {
     const decision = decide({ object: fixture('istio-gateway-service.yaml'), operation: 'CREATE', policy: p });
     expect(decision.changes.map((c) => `${c.key}=${c.value}`)).toEqual([`${AZ}port_80_health-probe_protocol=tcp`, `${AZ}port_443_health-probe_protocol=tcp`]);
     expect(decision.warnings).toEqual(['lb-probe-webhook: Azure: readiness port health is not a port of the Service, so the probe stays TCP']);
+  });
+
+  it('An NLB Service with ip targets and a named status targetPort is left as it is, with a warning that says what to do.', () => {
+    const object = withAnnotations(fixture('service-aws-nlb.yaml'), { [`${AZ}aws-load-balancer-nlb-target-type`]: 'ip' });
+    const ports = (object['spec'] as JsonObject)['ports'] as JsonObject[];
+    ports[0]!['targetPort'] = 'status';
+    const decision = decide({ object, operation: 'CREATE', policy: policy({ provider: 'aws', probe: 'readiness' }) });
+    expect(decision).toMatchObject({ outcome: 'unchanged', patch: [], changes: [] });
+    expect(decision.warnings).toEqual([
+      'lb-probe-webhook: AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
+        `(Service port 15021 (status-port) has targetPort status); give it a numeric targetPort, or set ${AZ}aws-load-balancer-healthcheck-port to the container port number yourself; the check stays TCP`,
+    ]);
+  });
+
+  it('A Gateway whose infrastructure annotations hand it to the AWS controller with ip targets gets the health check in that map.', () => {
+    const object = fixture('gateway-plain.yaml');
+    (object['spec'] as JsonObject)['infrastructure'] = {
+      annotations: { [`${AZ}aws-load-balancer-type`]: 'external', [`${AZ}aws-load-balancer-nlb-target-type`]: 'ip' },
+    };
+    const decision = decide({ object, operation: 'CREATE', policy: policy({ provider: 'aws', probe: 'readiness' }) });
+    expect(decision.patch).toEqual([
+      { op: 'add', path: '/spec/infrastructure/annotations/service.beta.kubernetes.io~1aws-load-balancer-healthcheck-protocol', value: 'http' },
+      { op: 'add', path: '/spec/infrastructure/annotations/service.beta.kubernetes.io~1aws-load-balancer-healthcheck-port', value: 'status-port' },
+      { op: 'add', path: '/spec/infrastructure/annotations/service.beta.kubernetes.io~1aws-load-balancer-healthcheck-path', value: '/healthz/ready' },
+    ]);
+    expect(userMessages(decision)).toEqual(['lb-probe-webhook: AWS checks the ip targets with GET :status-port/healthz/ready']);
   });
 
   it('Mode warn makes no patch but says what would change.', () => {
@@ -272,7 +308,7 @@ describe('decide on Gateways', () => {
     (object['spec'] as JsonObject)['gatewayClassName'] = 'envoy';
     const decision = decide({ object, operation: 'CREATE', policy: policy({ provider: 'azure', probe: 'readiness' }) });
     expect(decision.changes.map((c) => c.value)).toEqual(['tcp', 'tcp']);
-    expect(decision.warnings).toHaveLength(1);
+    expect(decision.warnings).toEqual(['lb-probe-webhook: Azure: readiness port status-port is not a port of the Service, so the probe stays TCP']);
   });
 
   it('When the infrastructure map would exceed the cap, the Gateway is left as it is with a warning saying what to do.', () => {
@@ -288,7 +324,9 @@ describe('decide on Gateways', () => {
     const p = policy({ provider: 'azure', gateway: { annotationsTarget: 'metadata' } });
     const decision = decide({ object: fixture('gateway-infrastructure.yaml'), operation: 'CREATE', policy: p });
     expect(decision.changes.map((c) => c.location)).toEqual(['metadata.annotations']);
-    expect(decision.warnings[0]).toMatch(/do not reach the generated Service/);
+    expect(decision.warnings).toEqual([
+      'lb-probe-webhook: spec.infrastructure.annotations is set, so annotations in metadata do not reach the generated Service (policy gateway.annotationsTarget: metadata)',
+    ]);
   });
 
   it('A Gateway without metadata gets the whole metadata map added.', () => {

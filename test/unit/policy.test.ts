@@ -37,6 +37,7 @@ overwrite: true
 kinds: [Gateway]
 gateway: { annotationsTarget: infrastructure, maxInfrastructureAnnotations: 16 }
 azure: { hideStatusPort: true }
+aws: { defaultTargetType: ip }
 custom:
   readiness:
     perPort: { "example.com/p-{port}": "{readinessPort}{readinessPath}" }
@@ -53,6 +54,7 @@ rules:
       kinds: ['Gateway'],
       gateway: { annotationsTarget: 'infrastructure', maxInfrastructureAnnotations: 16 },
       azure: { hideStatusPort: true },
+      aws: { defaultTargetType: 'ip' },
       custom: { readiness: { perPort: { 'example.com/p-{port}': '{readinessPort}{readinessPath}' }, perService: {} } },
       rules: [{ match: { namespaces: ['kserve', 'team-*'], labels: { tier: 'edge' } }, probe: 'none' }],
     });
@@ -71,6 +73,7 @@ overwrite: "yes"
 kinds: [Service, Ingress, Service]
 gateway: { annotationsTarget: spec, maxInfrastructureAnnotations: 40 }
 azure: { hideStatusPort: 1 }
+aws: { defaultTargetType: IP, targetType: ip }
 rules:
   - match: { namespaces: [""], labels: { a: 1 } }
     probe: maybe
@@ -90,11 +93,13 @@ extra: true
       'p.yaml:10: gateway.annotationsTarget: must be one of "auto", "infrastructure", "metadata", got "spec"',
       'p.yaml:10: gateway.maxInfrastructureAnnotations: must be a whole number from 1 to 16 (8 up to Gateway API v1.5, 16 from v1.6), got 40',
       'p.yaml:11: azure.hideStatusPort: must be true or false, got 1',
-      'p.yaml:13: rules[0].match.namespaces: must be a list of namespace names or globs',
-      'p.yaml:13: rules[0].match.labels.a: must be a string (quote it), got 1',
-      'p.yaml:14: rules[0].probe: must be one of "tcp", "readiness", "none", got "maybe"',
-      'p.yaml:15: rules[1]: must be a mapping',
-      'p.yaml:16: extra: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, azure, custom, rules',
+      'p.yaml:12: aws.targetType: unknown key; allowed: defaultTargetType',
+      'p.yaml:12: aws.defaultTargetType: must be one of "instance", "ip", got "IP"',
+      'p.yaml:14: rules[0].match.namespaces: must be a list of namespace names or globs',
+      'p.yaml:14: rules[0].match.labels.a: must be a string (quote it), got 1',
+      'p.yaml:15: rules[0].probe: must be one of "tcp", "readiness", "none", got "maybe"',
+      'p.yaml:16: rules[1]: must be a mapping',
+      'p.yaml:17: extra: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, azure, aws, custom, rules',
     ]);
   });
 
@@ -105,6 +110,7 @@ extra: true
     ['YAML that does not parse', 'provider: azure\nmode: [warn\n', ['p.yaml:3: Flow sequence in block collection must be sufficiently indented and end with a ]']],
     ['a duplicate key', 'provider: azure\nprovider: aws\n', ['p.yaml:2: Map keys must be unique']],
     ['an empty kinds list', 'provider: azure\nkinds: []\n', ['p.yaml:2: kinds: must be a non-empty list of "Service", "Gateway"']],
+    ['an aws section that is not a mapping', 'provider: aws\naws: instance\n', ['p.yaml:2: aws: must be a mapping']],
     ['rules that are not a list', 'provider: azure\nrules: {}\n', ['p.yaml:2: rules: must be a list of { match, probe }']],
     ['custom templates with another provider', 'provider: azure\ncustom: { tcp: { perPort: { "a/{port}": x } } }\n', ['p.yaml:2: custom: templates are only read with provider "custom", not "azure"']],
     ['provider custom without templates', 'provider: custom\n', ['p.yaml:1: custom: provider "custom" needs at least one template under custom.tcp or custom.readiness']],
@@ -120,6 +126,11 @@ extra: true
     ],
   ])('%s is refused with a clear message.', (_name, text, expected) => {
     expect(problems(text)).toEqual(expected);
+  });
+
+  it('aws.defaultTargetType defaults to instance, the AWS Load Balancer Controller’s own default.', () => {
+    expect(parsePolicy('provider: aws\n').aws).toEqual({ defaultTargetType: 'instance' });
+    expect(parsePolicy('provider: aws\naws: { defaultTargetType: ip }\n').aws).toEqual({ defaultTargetType: 'ip' });
   });
 
   it('The error message names the file and counts the problems.', () => {

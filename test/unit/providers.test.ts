@@ -34,42 +34,136 @@ describe('the provider registry', () => {
 
 describe('aws', () => {
   const P = 'service.beta.kubernetes.io/aws-load-balancer-';
+  const status = (port: string) => ({ [`${P}healthcheck-protocol`]: 'http', [`${P}healthcheck-port`]: port, [`${P}healthcheck-path`]: '/healthz/ready' });
+  const NOT_OWNED = `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb, or ${P}type: external with ${P}nlb-target-type); the check stays TCP`;
+
+  function nlb(annotations: Record<string, string> = {}, edit: (spec: JsonObject) => void = () => {}): JsonObject {
+    const object = fixture('service-aws-nlb.yaml');
+    const metadata = object['metadata'] as JsonObject;
+    metadata['annotations'] = { ...(metadata['annotations'] as Record<string, string>), ...annotations };
+    edit(object['spec'] as JsonObject);
+    return object;
+  }
+
+  function istio(annotations: Record<string, string>): JsonObject {
+    const object = fixture('istio-gateway-service.yaml');
+    (object['metadata'] as JsonObject)['annotations'] = annotations;
+    return object;
+  }
+
+  function statusPort(spec: JsonObject): JsonObject {
+    const port = (spec['ports'] as JsonObject[]).find((p) => p['port'] === 15021);
+    if (port === undefined) throw new Error('no port 15021');
+    return port;
+  }
+
   it('A tcp probe needs nothing: the NLB default is TCP on the traffic port.', () => {
-    const result = annotate('aws', 'tcp', fixture('service-aws-nlb.yaml'));
-    expect(result.groups).toEqual([]);
-    expect(result.notes).toEqual(['AWS: NLB health checks default to TCP on the traffic port; nothing to change']);
+    expect(annotate('aws', 'tcp', nlb())).toEqual({ groups: [], warnings: [], notes: ['AWS: NLB health checks default to TCP on the traffic port; nothing to change'] });
   });
 
   it('A readiness probe on a Service the Load Balancer Controller owns sets protocol, port name and path.', () => {
-    expect(merged(annotate('aws', 'readiness', fixture('service-aws-nlb.yaml')))).toEqual({
-      [`${P}healthcheck-protocol`]: 'http',
-      [`${P}healthcheck-port`]: 'status-port',
-      [`${P}healthcheck-path`]: '/healthz/ready',
-    });
+    const result = annotate('aws', 'readiness', nlb());
+    expect(result.groups).toEqual([{ annotations: status('status-port'), reason: 'AWS checks the instance targets with GET :status-port/healthz/ready' }]);
+    expect(result.warnings).toEqual([]);
   });
 
-  it('aws-load-balancer-type: external also means the Load Balancer Controller owns the Service.', () => {
-    const object = fixture('istio-gateway-service.yaml');
-    (object['metadata'] as JsonObject)['annotations'] = { [`${P}type`]: 'external' };
-    expect(annotate('aws', 'readiness', object).groups).toHaveLength(1);
+  it('A readiness port given by number is written as that Service port’s name, which the controller maps to its nodePort.', () => {
+    expect(merged(annotate('aws', 'readiness', nlb(), { readiness: { port: 15021 } }))).toEqual(status('status-port'));
   });
 
-  it('A readiness probe on a legacy in-tree Service is refused with a warning, since it rejects port names.', () => {
-    const result = annotate('aws', 'readiness');
+  it('With ip targets from the nlb-target-type annotation the port name is written too, and the reason says ip.', () => {
+    const result = annotate('aws', 'readiness', nlb({ [`${P}nlb-target-type`]: 'ip' }));
+    expect(result.groups).toEqual([{ annotations: status('status-port'), reason: 'AWS checks the ip targets with GET :status-port/healthz/ready' }]);
+  });
+
+  it('With ip targets from the policy’s aws.defaultTargetType and no annotation, the targets are ip.', () => {
+    expect(annotate('aws', 'readiness', nlb(), { aws: { defaultTargetType: 'ip' } }).groups[0]?.reason).toBe('AWS checks the ip targets with GET :status-port/healthz/ready');
+  });
+
+  it('The nlb-target-type annotation wins over aws.defaultTargetType, and any value but ip means instance.', () => {
+    expect(annotate('aws', 'readiness', nlb({ [`${P}nlb-target-type`]: 'instance' }), { aws: { defaultTargetType: 'ip' } }).groups[0]?.reason).toBe(
+      'AWS checks the instance targets with GET :status-port/healthz/ready',
+    );
+    expect(annotate('aws', 'readiness', nlb({ [`${P}nlb-target-type`]: 'IP' }), { aws: { defaultTargetType: 'ip' } }).groups[0]?.reason).toBe(
+      'AWS checks the instance targets with GET :status-port/healthz/ready',
+    );
+  });
+
+  it('With ip targets and a status port whose targetPort is a name, nothing is written and the warning says what to do.', () => {
+    const result = annotate('aws', 'readiness', nlb({ [`${P}nlb-target-type`]: 'ip' }, (spec) => (statusPort(spec)['targetPort'] = 'status')));
     expect(result.groups).toEqual([]);
-    expect(result.warnings).toEqual(['AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb); the check stays TCP']);
+    expect(result.warnings).toEqual([
+      'AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
+        `(Service port 15021 (status-port) has targetPort status); give it a numeric targetPort, or set ${P}healthcheck-port to the container port number yourself; the check stays TCP`,
+    ]);
+  });
+
+  it('With instance targets a named targetPort does not matter: the port name is written.', () => {
+    expect(merged(annotate('aws', 'readiness', nlb({}, (spec) => (statusPort(spec)['targetPort'] = 'status'))))).toEqual(status('status-port'));
+  });
+
+  it('An unnamed readiness port with instance targets is left alone with a warning, since a number would be a raw node port.', () => {
+    const result = annotate('aws', 'readiness', nlb({}, (spec) => delete statusPort(spec)['name']), { readiness: { port: 15021 } });
+    expect(result.groups).toEqual([]);
+    expect(result.warnings).toEqual([
+      'AWS: Service port 15021 has no name, and for instance targets the Load Balancer Controller reads a health check port number as a raw node port, ' +
+        "not that port's nodePort; name the port (for example status-port); the check stays TCP",
+    ]);
+  });
+
+  it('An unnamed readiness port with ip targets is written as its numeric targetPort, which the controller uses on the pods as it is.', () => {
+    const object = nlb({ [`${P}nlb-target-type`]: 'ip' }, (spec) => {
+      delete statusPort(spec)['name'];
+      statusPort(spec)['targetPort'] = 15020;
+    });
+    expect(merged(annotate('aws', 'readiness', object, { readiness: { port: 15021 } }))).toEqual(status('15020'));
+  });
+
+  it('An unnamed readiness port with ip targets and no targetPort is written as its port, the targetPort the API server defaults to.', () => {
+    const object = nlb({ [`${P}type`]: 'nlb-ip' }, (spec) => delete statusPort(spec)['name']);
+    expect(merged(annotate('aws', 'readiness', object, { readiness: { port: 15021 } }))).toEqual(status('15021'));
+  });
+
+  it.each([
+    ['aws-load-balancer-type nlb-ip', { [`${P}type`]: 'nlb-ip' }, 'ip'],
+    ['aws-load-balancer-type external with target type ip', { [`${P}type`]: 'external', [`${P}nlb-target-type`]: 'ip' }, 'ip'],
+    ['aws-load-balancer-type external with target type instance', { [`${P}type`]: 'external', [`${P}nlb-target-type`]: 'instance' }, 'instance'],
+  ] as const)('%s hands a Service without a loadBalancerClass to the controller, with %s targets.', (_name, annotations, targetType) => {
+    expect(annotate('aws', 'readiness', istio(annotations)).groups).toEqual([
+      { annotations: status('status-port'), reason: `AWS checks the ${targetType} targets with GET :status-port/healthz/ready` },
+    ]);
+  });
+
+  it.each([
+    ['the legacy in-tree provider (no class, no type)', istio({})],
+    ['aws-load-balancer-type external without a target type', istio({ [`${P}type`]: 'external' })],
+    ['aws-load-balancer-type nlb (the in-tree NLB)', istio({ [`${P}type`]: 'nlb' })],
+  ] as const)('A readiness probe on %s is refused with a warning, since the controller does not reconcile it.', (_name, object) => {
+    expect(annotate('aws', 'readiness', object)).toEqual({ groups: [], warnings: [NOT_OWNED], notes: [] });
+  });
+
+  it('Another loadBalancerClass wins over aws-load-balancer-type nlb-ip: the controller does not reconcile it.', () => {
+    const object = nlb({ [`${P}type`]: 'nlb-ip' }, (spec) => (spec['loadBalancerClass'] = 'example.com/lb'));
+    expect(annotate('aws', 'readiness', object)).toEqual({ groups: [], warnings: [NOT_OWNED], notes: [] });
   });
 
   it('A readiness port missing from the Service is refused with a warning.', () => {
-    const result = annotate('aws', 'readiness', fixture('service-aws-nlb.yaml'), { readiness: { port: 'health' } });
+    const result = annotate('aws', 'readiness', nlb(), { readiness: { port: 'health' } });
     expect(result.groups).toEqual([]);
     expect(result.warnings).toEqual(['AWS: readiness port health is not a port of the Service, so the check stays TCP']);
   });
 
-  it('externalTrafficPolicy Local is left to kube-proxy’s health check.', () => {
-    const object = fixture('service-aws-nlb.yaml');
-    (object['spec'] as JsonObject)['externalTrafficPolicy'] = 'Local';
-    expect(annotate('aws', 'readiness', object).groups).toEqual([]);
+  it('externalTrafficPolicy Local with instance targets is left to kube-proxy’s health check, with a note.', () => {
+    expect(annotate('aws', 'readiness', nlb({}, (spec) => (spec['externalTrafficPolicy'] = 'Local')))).toEqual({
+      groups: [],
+      warnings: [],
+      notes: ["AWS: externalTrafficPolicy Local with instance targets is checked on kube-proxy's health check node port; nothing to change"],
+    });
+  });
+
+  it('externalTrafficPolicy Local with ip targets still gets the readiness check, since the controller checks the pods.', () => {
+    const object = nlb({ [`${P}nlb-target-type`]: 'ip' }, (spec) => (spec['externalTrafficPolicy'] = 'Local'));
+    expect(merged(annotate('aws', 'readiness', object))).toEqual(status('status-port'));
   });
 });
 
@@ -108,7 +202,7 @@ describe('digitalocean', () => {
   it('A readiness port missing from the Service is refused with a warning.', () => {
     const result = annotate('digitalocean', 'readiness', fixture('istio-gateway-service.yaml'), { readiness: { port: 9999 } });
     expect(result.groups).toEqual([]);
-    expect(result.warnings).toHaveLength(1);
+    expect(result.warnings).toEqual(['DigitalOcean: readiness port 9999 is not a port of the Service, so the default check stays']);
   });
 });
 
@@ -127,16 +221,17 @@ describe('clouds whose default probe is already right', () => {
   });
 
   it.each([
-    ['hetzner', /node port, which is allocated after admission/],
-    ['linode', /no port key/],
-    ['oci', /only retries, interval and timeout/],
-    ['alibaba', /node port, which is allocated after admission/],
-    ['ibm', /node port, which is allocated after admission/],
-  ] as const)('%s cannot probe readiness and warns why.', (provider, why) => {
-    const result = annotate(provider, 'readiness');
-    expect(result.groups).toEqual([]);
-    expect(result.warnings).toHaveLength(1);
-    expect(result.warnings[0]).toMatch(why);
+    ['hetzner', 'Hetzner', 'load-balancer.hetzner.cloud/health-check-port takes a node port, which is allocated after admission'],
+    ['linode', 'Linode', 'linode-loadbalancer-check-path has no port key, so an HTTP check would hit the traffic port'],
+    ['oci', 'OCI', 'only retries, interval and timeout can be annotated'],
+    ['alibaba', 'Alibaba', 'alibaba-cloud-loadbalancer-health-check-connect-port takes a node port, which is allocated after admission'],
+    ['ibm', 'IBM Cloud', 'ibm-load-balancer-cloud-provider-vpc-health-check-port takes a node port, which is allocated after admission'],
+  ] as const)('%s cannot probe readiness and warns why, changing nothing.', (provider, title, why) => {
+    expect(annotate(provider, 'readiness')).toEqual({
+      groups: [],
+      warnings: [`${title} cannot probe the readiness endpoint: ${why}; its default probe stays`],
+      notes: [],
+    });
   });
 });
 
