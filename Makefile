@@ -26,6 +26,10 @@ test: node_modules ## Run every test: unit, CLI, TLS and the real control plane 
 test-unit: node_modules ## Run the unit, CLI and TLS tests only
 	$(NPM) run test:unit
 
+.PHONY: test-conformance
+test-conformance: node_modules ## Run the cloud conformance suite alone (Azure's and AWS's own probe code)
+	$(NPM) run test:conformance
+
 .PHONY: lint
 lint: node_modules ## Type-check and lint
 	$(NPM) run lint
