@@ -29,7 +29,7 @@ function pemLabel(text: string): string | undefined {
 function parseCertificate(pem: string, name: string): X509Certificate {
   const label = pemLabel(pem);
   if (label !== 'CERTIFICATE') {
-    refuse(`${name}: not a PEM certificate (${label === undefined ? 'no PEM block found' : `found a ${label} block`})`);
+    refuse(`${name}: not a PEM certificate (${label === undefined ? 'no PEM block found' : `found ${label}`})`);
   }
   try {
     return new X509Certificate(pem);
@@ -41,7 +41,7 @@ function parseCertificate(pem: string, name: string): X509Certificate {
 function parsePrivateKey(pem: string, name: string): KeyObject {
   const label = pemLabel(pem);
   if (label === undefined || !label.endsWith('PRIVATE KEY')) {
-    refuse(`${name}: not a PEM private key (${label === undefined ? 'no PEM block found' : `found a ${label} block`})`);
+    refuse(`${name}: not a PEM private key (${label === undefined ? 'no PEM block found' : `found ${label}`})`);
   }
   if (label === 'ENCRYPTED PRIVATE KEY') refuse(`${name}: the private key is encrypted; give an unencrypted key`);
   try {
@@ -51,10 +51,12 @@ function parsePrivateKey(pem: string, name: string): KeyObject {
   }
 }
 
-/** keyUsageAllowsCertSign reads the keyUsage extension with node-forge: undefined when absent, else whether keyCertSign is set. */
-function keyUsageAllowsCertSign(certPem: string): boolean | undefined {
-  const extension = forge.pki.certificateFromPem(certPem).getExtension('keyUsage') as { keyCertSign?: boolean } | null;
-  return extension === null ? undefined : extension.keyCertSign === true;
+/** caExtensions reads basicConstraints CA and keyUsage keyCertSign with node-forge (undefined: no keyUsage extension). */
+function caExtensions(certPem: string): { ca: boolean; keyCertSign: boolean | undefined } {
+  const cert = forge.pki.certificateFromPem(certPem);
+  const basic = cert.getExtension('basicConstraints') as { cA?: boolean } | null;
+  const keyUsage = cert.getExtension('keyUsage') as { keyCertSign?: boolean } | null;
+  return { ca: basic?.cA === true, keyCertSign: keyUsage === null ? undefined : keyUsage.keyCertSign === true };
 }
 
 /**
@@ -68,13 +70,16 @@ export function checkCa(ca: CaFiles, now: Date): void {
   const cert = parseCertificate(ca.certPem, ca.certName);
   const key = parsePrivateKey(ca.keyPem, ca.keyName);
   if (!cert.checkPrivateKey(key)) refuse(`${ca.keyName}: this key does not belong to the CA certificate ${ca.certName}`);
-  if (!cert.ca) refuse(`${ca.certName}: not a CA certificate (basicConstraints CA is not true)`);
-  if (cert.validToDate.getTime() <= now.getTime()) refuse(`${ca.certName}: the CA expired on ${cert.validToDate.toISOString()}`);
-  if (cert.validFromDate.getTime() > now.getTime()) refuse(`${ca.certName}: the CA is not valid before ${cert.validFromDate.toISOString()}`);
   if (key.asymmetricKeyType !== 'rsa') {
     refuse(`${ca.keyName}: the CA key is ${key.asymmetricKeyType?.toUpperCase() ?? 'of an unknown type'}; certs can sign only with an RSA CA key`);
   }
-  if (keyUsageAllowsCertSign(ca.certPem) === false) refuse(`${ca.certName}: the CA's keyUsage does not allow keyCertSign`);
+  const extensions = caExtensions(ca.certPem);
+  if (!extensions.ca) refuse(`${ca.certName}: not a CA certificate (basicConstraints CA is not true)`);
+  if (extensions.keyCertSign === false) refuse(`${ca.certName}: the CA's keyUsage does not allow keyCertSign`);
+  // OpenSSL's own judgement (X509_check_ca) as a last word, for anything the two checks above miss.
+  if (!cert.ca) refuse(`${ca.certName}: OpenSSL does not accept it as a CA certificate`);
+  if (cert.validToDate.getTime() <= now.getTime()) refuse(`${ca.certName}: the CA expired on ${cert.validToDate.toISOString()}`);
+  if (cert.validFromDate.getTime() > now.getTime()) refuse(`${ca.certName}: the CA is not valid before ${cert.validFromDate.toISOString()}`);
 }
 
 function tbsField(certPem: string, index: number): string {
@@ -93,7 +98,7 @@ export function checkIssued(certPem: string, caPem: string): void {
   const ca = new X509Certificate(caPem);
   if (!cert.verify(ca.publicKey)) refuse('the issued certificate does not verify against the CA: nothing written');
   // TBSCertificate fields: [0] version, [1] serial, [2] signature algorithm, [3] issuer, [4] validity, [5] subject.
-  if (tbsField(certPem, 3) !== tbsField(caPem, 5) || !ca.checkIssued(cert)) {
+  if (tbsField(certPem, 3) !== tbsField(caPem, 5) || !cert.checkIssued(ca)) {
     refuse("the issued certificate's issuer does not match the CA's subject: nothing written");
   }
   if (cert.validToDate > ca.validToDate) refuse('the issued certificate outlives its CA: nothing written');
