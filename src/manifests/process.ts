@@ -126,10 +126,13 @@ function duplicateKeys(doc: Document, at: (offset: number) => string): string[] 
   return problems;
 }
 
-function describeFailure(err: unknown): string {
-  if (err instanceof RangeError && /call stack/i.test(err.message)) return 'nested too deeply';
-  if (err instanceof ReferenceError && /alias/i.test(err.message)) return `too many aliases (more than ${MAX_ALIAS_COUNT} expansions): ${err.message}`;
-  return yamlMessage((err as Error).message);
+/** STACK_EXHAUSTED matches what V8 and the yaml library report when nesting outruns the stack. */
+const STACK_EXHAUSTED = /Maximum call stack size exceeded|Stack overflow/;
+
+function describeFailure(message: string): string {
+  if (STACK_EXHAUSTED.test(message)) return 'nested too deeply';
+  if (message.includes('Excessive alias count')) return `too many aliases (more than ${MAX_ALIAS_COUNT} expansions)`;
+  return yamlMessage(message);
 }
 
 interface Pending {
@@ -172,7 +175,7 @@ export function processManifests(sources: readonly ManifestSource[], policy: Pol
       const start = pending === undefined ? 0 : doc.range[0];
       flush(start);
       pending = { start, rendered: undefined };
-      const located = [...doc.errors.map((e) => `${at(e.pos[0])}: ${yamlMessage(e.message)}`)];
+      const located = [...doc.errors.map((e) => `${at(e.pos[0])}: ${describeFailure(e.message)}`)];
       try {
         if (located.length === 0) located.push(...duplicateKeys(doc, at));
         if (located.length > 0 || problems.length > 0) {
@@ -197,14 +200,14 @@ export function processManifests(sources: readonly ManifestSource[], policy: Pol
         }
         if (changed) pending = { start, rendered: doc.toString() };
       } catch (err: unknown) {
-        problems.push(`${at(doc.range[0])}: ${describeFailure(err)}`);
+        problems.push(`${at(doc.range[0])}: ${describeFailure((err as Error).message)}`);
       }
     };
     try {
       for (const token of new Parser(counter.addNewLine).parse(source.text)) for (const doc of composer.next(token)) handle(doc);
       for (const doc of composer.end(false, source.text.length)) handle(doc);
     } catch (err: unknown) {
-      problems.push(`${source.name}: ${describeFailure(err)}`);
+      problems.push(`${source.name}: ${describeFailure((err as Error).message)}`);
     }
     flush(source.text.length);
     if (problems.length > 0) {
@@ -218,7 +221,8 @@ export function processManifests(sources: readonly ManifestSource[], policy: Pol
     output += rendered;
   }
   if (problems.length > 0) {
-    throw new WebhookError(ErrorCode.MANIFEST_INVALID, `${[...failed].join(', ')}: invalid input (${problems.length} ${problems.length === 1 ? 'problem' : 'problems'})`, { details: problems });
+    const unique = [...new Set(problems)];
+    throw new WebhookError(ErrorCode.MANIFEST_INVALID, `${[...failed].join(', ')}: invalid input (${unique.length} ${unique.length === 1 ? 'problem' : 'problems'})`, { details: unique });
   }
   return { output, reports };
 }

@@ -237,7 +237,7 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   try {
     raw = doc.toJS({ maxAliasCount: 100 }); // the yaml library's guard against alias bombs: a ReferenceError past 100 expansions
   } catch (err: unknown) {
-    return fail([`${source}: ${err instanceof RangeError ? 'nested too deeply' : `too many aliases: ${(err as Error).message}`}`]);
+    return fail([`${source}: ${err instanceof RangeError ? 'nested too deeply' : (err as Error).message.replace(/^Excessive alias count.*/, 'too many aliases (more than 100 expansions)')}`]);
   }
   const root = mapping(raw, [], ROOT_KEYS, problems);
   if (root === undefined && !problems.list.length) problems.add([], 'the policy is empty; at least `provider` is required');
