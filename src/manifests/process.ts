@@ -109,16 +109,16 @@ function largestDocument(text: string): { start: number; size: number } {
   return largest;
 }
 
-function duplicateKeys(doc: Document, at: (offset: number) => string): string[] {
+function duplicateKeys(doc: Document): { offset: number; text: string }[] {
   // The yaml library's own uniqueKeys check compares every key with every other (quadratic in a map's size); a Set per map is linear.
-  const problems: string[] = [];
+  const problems: { offset: number; text: string }[] = [];
   visit(doc, {
     Map(_, map) {
       const seen = new Set<string>();
       for (const pair of map.items) {
         if (!isScalar(pair.key)) continue;
         const id = `${typeof pair.key.value}:${String(pair.key.value)}`;
-        if (seen.has(id)) problems.push(`${at(pair.key.range?.[0] ?? 0)}: Map keys must be unique (${JSON.stringify(String(pair.key.value))})`);
+        if (seen.has(id)) problems.push({ offset: pair.key.range?.[0] ?? 0, text: `Map keys must be unique (${JSON.stringify(String(pair.key.value))})` });
         seen.add(id);
       }
     },
@@ -175,9 +175,10 @@ export function processManifests(sources: readonly ManifestSource[], policy: Pol
       const start = pending === undefined ? 0 : doc.range[0];
       flush(start);
       pending = { start, rendered: undefined };
-      const located = [...doc.errors.map((e) => `${at(e.pos[0])}: ${describeFailure(e.message)}`)];
       try {
-        if (located.length === 0) located.push(...duplicateKeys(doc, at));
+        const located = [...doc.errors.map((e) => ({ offset: e.pos[0], text: describeFailure(e.message) })), ...duplicateKeys(doc)]
+          .sort((a, b) => a.offset - b.offset)
+          .map((p) => `${at(p.offset)}: ${p.text}`);
         if (located.length > 0 || problems.length > 0) {
           problems.push(...located);
           return;
