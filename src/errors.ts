@@ -20,6 +20,8 @@ export const ErrorCode = {
   NOT_FOUND: { code: 'LBP_NOT_FOUND', status: 404 },
   /** A manifest given to render or check cannot be parsed. */
   MANIFEST_INVALID: { code: 'LBP_MANIFEST_INVALID', status: 400 },
+  /** An input file or stream given to the CLI is larger than its limit. */
+  INPUT_TOO_LARGE: { code: 'LBP_INPUT_TOO_LARGE', status: 413 },
   /** A command-line flag is unknown, missing or malformed. */
   USAGE: { code: 'LBP_USAGE', status: 400 },
   /** A server cannot listen on its address and port. */

@@ -3,6 +3,7 @@
  * apart from randomness: the caller passes the clock and writes the files.
  */
 import forge from 'node-forge';
+import { checkIssued } from './ca.js';
 
 /** CertificateRequest says what the serving certificate must cover. */
 export interface CertificateRequest {
@@ -24,6 +25,8 @@ export interface CertificateSet {
   readonly caKey: string;
   readonly tlsCert: string;
   readonly tlsKey: string;
+  /** notAfter is the serving certificate's expiry (cut to the CA's when the CA expires first). */
+  readonly notAfter: Date;
 }
 
 /** CLOCK_SKEW_MS backdates notBefore so a peer whose clock runs a little behind still accepts the certificate. */
@@ -49,7 +52,17 @@ function newCertificate(publicKey: forge.pki.PublicKey, now: Date, days: number)
   return cert;
 }
 
-/** generateCertificates returns a CA (new, or the one given) and a serving certificate for the request. */
+function caKeyIdentifier(caCert: forge.pki.Certificate): string {
+  // Name the CA's own subjectKeyIdentifier, whichever way its issuer computed it; a new one only when it has none.
+  const ski = caCert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | null;
+  return ski?.subjectKeyIdentifier !== undefined ? forge.util.hexToBytes(ski.subjectKeyIdentifier) : caCert.generateSubjectKeyIdentifier().getBytes();
+}
+
+/**
+ * generateCertificates returns a CA (new, or the one given) and a serving certificate for the
+ * request. A given CA must have passed checkCa. It throws LBP_CERTIFICATE rather than return a
+ * serving certificate that does not verify against the CA.
+ */
 export function generateCertificates(request: CertificateRequest): CertificateSet {
   let caCert: forge.pki.Certificate;
   let caKey: forge.pki.rsa.PrivateKey;
@@ -81,7 +94,7 @@ export function generateCertificates(request: CertificateRequest): CertificateSe
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
     { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
+    { name: 'authorityKeyIdentifier', keyIdentifier: caKeyIdentifier(caCert) },
     {
       name: 'subjectAltName',
       altNames: [...request.dns.map((value) => ({ type: 2, value })), ...request.ips.map((ip) => ({ type: 7, ip }))],
@@ -89,10 +102,13 @@ export function generateCertificates(request: CertificateRequest): CertificateSe
   ]);
   cert.sign(caKey, forge.md.sha256.create());
 
-  return {
-    caCert: forge.pki.certificateToPem(caCert),
+  const set = {
+    caCert: request.ca?.certPem ?? forge.pki.certificateToPem(caCert),
     caKey: request.ca?.keyPem ?? forge.pki.privateKeyToPem(caKey),
     tlsCert: forge.pki.certificateToPem(cert),
     tlsKey: forge.pki.privateKeyToPem(keys.privateKey),
+    notAfter: cert.validity.notAfter,
   };
+  checkIssued(set.tlsCert, set.caCert);
+  return set;
 }

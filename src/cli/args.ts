@@ -43,3 +43,16 @@ export function durationFlag(value: string | undefined, flag: string, minMs: num
   }
   return ms;
 }
+
+const SIZE_UNITS: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** sizeFlag parses a byte count such as `1048576`, `512Ki`, `64Mi` or `1Gi`, within bounds, or returns the fallback when absent. */
+export function sizeFlag(value: string | undefined, flag: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(value);
+  const bytes = match === null ? NaN : Number(match[1]) * (SIZE_UNITS[match[2] ?? ''] ?? NaN);
+  if (!(bytes >= min && bytes <= max)) {
+    throw usageError(`--${flag} must be a size like 1048576, 512Ki or 64Mi, from ${min} to ${max} bytes, got ${JSON.stringify(value)}`);
+  }
+  return bytes;
+}

@@ -3,15 +3,15 @@
  * and with --fix the change itself, by server-side apply with its own field manager, after a
  * server-side dry run. A webhook only sees new writes; this is how a cluster adopts it.
  */
-import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, KubeConfig, KubernetesObjectApi, Observable, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { auditObject, formatTable, type AuditFinding } from '../audit/plan.js';
 import type { JsonObject } from '../core/json.js';
 import { GATEWAY_GROUP } from '../core/target.js';
 import { describeError, ErrorCode, WebhookError } from '../errors.js';
 import { loadPolicyFile } from '../policy/load.js';
 import type { HandledKind } from '../policy/schema.js';
-import { parseFlags, requireString, usageError } from './args.js';
-import type { Io } from './main.js';
+import { durationFlag, integerFlag, parseFlags, requireString, usageError } from './args.js';
+import type { Io } from './io.js';
 
 /** FIELD_MANAGER owns the annotations that audit --fix applies. */
 export const FIELD_MANAGER = 'lb-probe-webhook';
@@ -19,22 +19,68 @@ export const FIELD_MANAGER = 'lb-probe-webhook';
 const API_VERSIONS: Record<HandledKind, string> = { Service: 'v1', Gateway: `${GATEWAY_GROUP}/v1` };
 const PAGE = 500;
 
-function apiError(what: string, err: unknown): WebhookError {
-  const detail = err instanceof ApiException ? `${err.code}: ${typeof err.body === 'string' ? err.body : JSON.stringify(err.body)}` : describeError(err);
-  return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${detail}`, { cause: err });
+/**
+ * DEFAULT_REQUEST_TIMEOUT_MS bounds each API request, body included: 30 s, far beyond what a page
+ * of 500 objects takes, and short enough that an API server that never answers ends the run.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * DEFAULT_MAX_PAGES bounds the pages of 500 listed per kind: 100 pages, 50,000 objects, five times
+ * the 10,000 Services per cluster of the Kubernetes scalability thresholds
+ * (https://github.com/kubernetes/community/blob/master/sig-scalability/configs-and-limits/thresholds.md).
+ */
+export const DEFAULT_MAX_PAGES = 100;
+
+function timedOut(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) if (e.name === 'TimeoutError') return true;
+  return false;
 }
 
-async function listAll(api: KubernetesObjectApi, kind: HandledKind, namespace: string | undefined): Promise<JsonObject[]> {
+/** AuditApi is the object API with a deadline on every request, set by an AbortSignal the HTTP client honours to the last byte of the body. */
+class AuditApi extends KubernetesObjectApi {
+  timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS;
+
+  static make(kc: KubeConfig, timeoutMs: number): AuditApi {
+    const api = kc.makeApiClient(AuditApi);
+    api.setDefaultNamespace(kc);
+    api.timeoutMs = timeoutMs;
+    api.configuration.middleware.push({
+      pre: (context) => {
+        context.setSignal(AbortSignal.timeout(api.timeoutMs));
+        return new Observable(Promise.resolve(context));
+      },
+      post: (response) => new Observable(Promise.resolve(response)),
+    });
+    return api;
+  }
+}
+
+function apiError(what: string, err: unknown, timeoutMs: number): WebhookError {
+  if (timedOut(err)) return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: no answer within ${timeoutMs / 1000}s (--request-timeout)`, { cause: err });
+  const detail = err instanceof ApiException ? `${err.code}: ${typeof err.body === 'string' ? err.body : JSON.stringify(err.body)}` : describeError(err);
+  return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${detail.split('\n')[0] ?? detail}`, { cause: err });
+}
+
+async function listAll(api: KubernetesObjectApi, kind: HandledKind, namespace: string | undefined, maxPages: number): Promise<JsonObject[]> {
   const apiVersion = API_VERSIONS[kind];
   const items: JsonObject[] = [];
+  const seen = new Set<string>();
   let token: string | undefined;
-  do {
+  for (let pages = 1; ; pages++) {
     const page = await api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, undefined, PAGE, token);
     // List items carry no apiVersion and kind; the decision needs both. JSON round trip: plain objects, dates as strings.
     for (const item of page.items) items.push({ ...(JSON.parse(JSON.stringify(item)) as JsonObject), apiVersion, kind });
     token = page.metadata?._continue || undefined;
-  } while (token !== undefined);
-  return items;
+    if (token === undefined) return items;
+    if (seen.has(token)) {
+      throw new WebhookError(ErrorCode.KUBERNETES_API, `listing ${kind}s: the API server returned the same continue token twice (after ${pages} pages); stopped`);
+    }
+    if (pages >= maxPages) {
+      throw new WebhookError(ErrorCode.KUBERNETES_API, `listing ${kind}s: more than ${maxPages} pages of ${PAGE} (--max-pages); stopped`);
+    }
+    seen.add(token);
+  }
 }
 
 /** runAudit lists what the policy would change; exit 0 when nothing, 1 when something (fixed with --fix: 0), 2 on error. */
@@ -47,9 +93,13 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
       output: { type: 'string', short: 'o' },
       fix: { type: 'boolean' },
       kubeconfig: { type: 'string' },
+      'request-timeout': { type: 'string' },
+      'max-pages': { type: 'string' },
     },
     false,
   );
+  const timeoutMs = durationFlag(values['request-timeout'], 'request-timeout', 100, 600_000, DEFAULT_REQUEST_TIMEOUT_MS);
+  const maxPages = integerFlag(values['max-pages'], 'max-pages', 1, 100_000, DEFAULT_MAX_PAGES);
   const output = values.output ?? 'table';
   if (output !== 'table' && output !== 'json') throw usageError(`-o must be table or json, got ${JSON.stringify(output)}`);
   const policy = await loadPolicyFile(requireString(values.policy, 'policy'));
@@ -58,23 +108,24 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
     if (values.kubeconfig !== undefined) kc.loadFromFile(values.kubeconfig);
     else kc.loadFromDefault();
   } catch (err: unknown) {
-    throw new WebhookError(ErrorCode.KUBERNETES_API, `cannot load the kubeconfig: ${describeError(err)}`, { cause: err });
+    throw new WebhookError(ErrorCode.KUBERNETES_API, `${values.kubeconfig === undefined ? 'the kubeconfig' : `--kubeconfig ${values.kubeconfig}`}: cannot load: ${describeError(err).split('\n')[0]}`, { cause: err });
   }
   if (kc.getCurrentCluster() === null) throw new WebhookError(ErrorCode.KUBERNETES_API, 'no cluster: set KUBECONFIG, pass --kubeconfig, or run in a pod');
-  const api = KubernetesObjectApi.makeApiClient(kc);
+  const api = AuditApi.make(kc, timeoutMs);
 
   const findings: AuditFinding[] = [];
   let scanned = 0;
   for (const kind of policy.kinds) {
     let objects: JsonObject[];
     try {
-      objects = await listAll(api, kind, values.namespace);
+      objects = await listAll(api, kind, values.namespace, maxPages);
     } catch (err: unknown) {
       if (kind === 'Gateway' && err instanceof ApiException && err.code === 404) {
         io.stderr.write('audit: the Gateway API is not installed; Gateways skipped\n');
         continue;
       }
-      throw apiError(`listing ${kind}s`, err);
+      if (err instanceof WebhookError) throw err;
+      throw apiError(`listing ${kind}s`, err, timeoutMs);
     }
     scanned += objects.length;
     for (const object of objects) {
@@ -92,14 +143,14 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
       try {
         await api.patch(body, undefined, 'All', FIELD_MANAGER, policy.overwrite, PatchStrategy.ServerSideApply);
       } catch (err: unknown) {
-        failures.push(`${ref}: server-side dry run refused the change, nothing applied: ${describeError(apiError('apply', err))}`);
+        failures.push(`${ref}: server-side dry run refused the change, nothing applied: ${describeError(apiError('apply', err, timeoutMs))}`);
         continue;
       }
       try {
         await api.patch(body, undefined, undefined, FIELD_MANAGER, policy.overwrite, PatchStrategy.ServerSideApply);
         fixed.add(finding);
       } catch (err: unknown) {
-        failures.push(`${ref}: ${describeError(apiError('apply', err))}`);
+        failures.push(`${ref}: ${describeError(apiError('apply', err, timeoutMs))}`);
       }
     }
   }

@@ -2,12 +2,14 @@
 import { access, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { checkCa } from '../certs/ca.js';
 import { generateCertificates } from '../certs/generate.js';
 import { isDnsSubdomain } from '../core/names.js';
-import { ErrorCode, WebhookError } from '../errors.js';
+import { ErrorCode, WebhookError, isWebhookError } from '../errors.js';
 import { integerFlag, parseFlags, requireString, usageError } from './args.js';
 import { writeFilesAtomically } from './files.js';
-import type { Io } from './main.js';
+import { systemErrorMessage } from './failure.js';
+import type { Io } from './io.js';
 
 const FILES = { caCert: 'ca.crt', caKey: 'ca.key', tlsCert: 'tls.crt', tlsKey: 'tls.key' } as const;
 
@@ -18,14 +20,26 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function readCa(certPath: string | undefined, keyPath: string | undefined): Promise<{ certPem: string; keyPem: string } | undefined> {
+/** MAX_PEM_BYTES bounds a CA file: a certificate or key is a few KiB, a chain a few tens. */
+const MAX_PEM_BYTES = 1024 * 1024;
+
+async function readPem(path: string, flag: string): Promise<string> {
+  try {
+    const text = await readFile(path, 'utf8');
+    if (text.length > MAX_PEM_BYTES) throw new WebhookError(ErrorCode.CERTIFICATE, `--${flag} ${path}: larger than ${MAX_PEM_BYTES} bytes; not a PEM file`);
+    return text;
+  } catch (err: unknown) {
+    if (isWebhookError(err)) throw err;
+    throw new WebhookError(ErrorCode.CERTIFICATE, `--${flag} ${path}: cannot read: ${systemErrorMessage(err)}`, { cause: err });
+  }
+}
+
+async function readCa(certPath: string | undefined, keyPath: string | undefined, now: Date): Promise<{ certPem: string; keyPem: string } | undefined> {
   if (certPath === undefined && keyPath === undefined) return undefined;
   if (certPath === undefined || keyPath === undefined) throw usageError('--ca-cert and --ca-key go together');
-  try {
-    return { certPem: await readFile(certPath, 'utf8'), keyPem: await readFile(keyPath, 'utf8') };
-  } catch (err: unknown) {
-    throw new WebhookError(ErrorCode.CERTIFICATE, `cannot read the CA: ${(err as Error).message}`, { cause: err });
-  }
+  const ca = { certPem: await readPem(certPath, 'ca-cert'), keyPem: await readPem(keyPath, 'ca-key') };
+  checkCa({ ...ca, certName: `--ca-cert ${certPath}`, keyName: `--ca-key ${keyPath}` }, now);
+  return ca;
 }
 
 /** runCerts parses the certs flags, generates the certificates and writes ca.crt, ca.key, tls.crt and tls.key into --out. */
@@ -62,19 +76,26 @@ export async function runCerts(argv: readonly string[], io: Io): Promise<number>
     io.stderr.write(`certs: ${paths.tlsCert} exists; kept (--if-missing)\n`);
     return 0;
   }
+  const now = new Date();
+  const ca = await readCa(values['ca-cert'], values['ca-key'], now);
   let set;
   try {
-    set = generateCertificates({ dns, ips, days, caDays, now: new Date(), ca: await readCa(values['ca-cert'], values['ca-key']) });
+    set = generateCertificates({ dns, ips, days, caDays, now, ca });
   } catch (err: unknown) {
-    if (err instanceof WebhookError) throw err;
+    if (isWebhookError(err)) throw err;
     throw new WebhookError(ErrorCode.CERTIFICATE, `cannot issue the certificate: ${(err as Error).message}`, { cause: err });
   }
-  await writeFilesAtomically([
-    { path: paths.caCert, content: set.caCert, mode: 0o644 },
-    { path: paths.caKey, content: set.caKey, mode: 0o600 },
-    { path: paths.tlsCert, content: set.tlsCert, mode: 0o644 },
-    { path: paths.tlsKey, content: set.tlsKey, mode: 0o600 },
-  ]);
-  io.stderr.write(`certs: wrote ${Object.values(paths).join(', ')} for ${[...dns, ...ips].join(', ')}\n`);
+  try {
+    await writeFilesAtomically([
+      { path: paths.caCert, content: set.caCert, mode: 0o644 },
+      { path: paths.caKey, content: set.caKey, mode: 0o600 },
+      { path: paths.tlsCert, content: set.tlsCert, mode: 0o644 },
+      { path: paths.tlsKey, content: set.tlsKey, mode: 0o600 },
+    ]);
+  } catch (err: unknown) {
+    throw new WebhookError(ErrorCode.CERTIFICATE, `--out ${out}: cannot write the certificates, nothing written: ${systemErrorMessage(err)}`, { cause: err });
+  }
+  const cut = set.notAfter.getTime() < now.getTime() + days * 86_400_000 - 60_000 ? ", cut to the CA's expiry" : '';
+  io.stderr.write(`certs: wrote ${Object.values(paths).join(', ')} for ${[...dns, ...ips].join(', ')}, valid until ${set.notAfter.toISOString()}${cut}\n`);
   return 0;
 }

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 /**
- * The lb-probe-webhook command. Exit codes: 0 success (check: nothing to change), 1 check found
- * changes, 2 usage, policy, input or certificate error.
+ * The lb-probe-webhook command. Exit codes: 0 success (check: nothing to change), 1 check or audit
+ * found changes, 2 usage, policy, input, certificate or API error (see failure.ts).
  */
-import { describeError, ErrorCode, isWebhookError } from '../errors.js';
+import { EXIT_ERROR, reportError } from './failure.js';
+import type { Io } from './io.js';
+
+/** Io is re-exported for the commands that still import it from here; new code imports ./io.js. */
+export type { Io } from './io.js';
 
 const USAGE = `Usage: lb-probe-webhook <command> [flags]
 
@@ -12,11 +16,12 @@ Commands:
           [--reload-interval 5s] [--shutdown-delay 5s] [--shutdown-grace 20s]
           Serve POST /mutate over HTTPS; /healthz, /readyz and /metrics over plain HTTP.
           Policy and certificate files are reloaded when they change.
-  render  --policy FILE [FILE...]
-          Print the manifests (stdin when no FILE) with the mutation applied as at CREATE.
-  check   --policy FILE [FILE...]
+  render  --policy FILE [--max-input-bytes 64Mi] [--max-document-bytes 3Mi] [FILE...]
+          Print the manifests (stdin when no FILE, or FILE -) with the mutation applied as at CREATE.
+  check   --policy FILE [--max-input-bytes 64Mi] [--max-document-bytes 3Mi] [FILE...]
           Print each change the policy would make; exit 1 when there is any, 0 when none.
   audit   --policy FILE [--namespace NS] [-o table|json] [--fix] [--kubeconfig FILE]
+          [--request-timeout 30s] [--max-pages 1000]
           List the Services and Gateways in the cluster that the policy would change; with --fix,
           apply exactly that (server-side apply, field manager lb-probe-webhook, after a dry run).
           Exit 1 when something would change.
@@ -24,15 +29,9 @@ Commands:
           [--ca-cert FILE --ca-key FILE] [--if-missing]
           Write ca.crt, ca.key, tls.crt and tls.key for the webhook's serving certificate.
 
-Exit codes: 0 ok, 1 check or audit found changes, 2 error.
+Exit codes: 0 ok, 1 check or audit found changes, 2 error (one line naming the file or flag;
+LOG_LEVEL=debug adds the stack).
 `;
-
-/** Io is the process surface the commands use, injected so the commands never reach for globals. */
-export interface Io {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
-  readonly stdin: NodeJS.ReadableStream;
-}
 
 async function main(argv: readonly string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
@@ -55,22 +54,26 @@ async function main(argv: readonly string[], io: Io): Promise<number> {
       return 0;
     case undefined:
       io.stderr.write(USAGE);
-      return 2;
+      return EXIT_ERROR;
     default:
-      io.stderr.write(`lb-probe-webhook: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
-      return 2;
+      io.stderr.write(`lb-probe-webhook: unknown command ${JSON.stringify(command)} (\`lb-probe-webhook help\` lists the commands)\n`);
+      return EXIT_ERROR;
   }
 }
 
 const io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+const command = process.argv[2];
+if (command !== 'serve') {
+  // serve keeps Node's own crash report; the short-lived commands turn even an unforeseen error into one line.
+  process.on('uncaughtException', (err: unknown) => process.exit(reportError(err, io, command)));
+  // A reader that goes away (`render ... | head`) ends the output, not in an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? (process.exitCode ?? 0) : reportError(err, io, command)));
+}
 main(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    io.stderr.write(`lb-probe-webhook: ${describeError(err)}\n`);
-    if (isWebhookError(err) && err.code === ErrorCode.USAGE.code) io.stderr.write(`\n${USAGE}`);
-    if (!isWebhookError(err)) io.stderr.write(`${(err as Error).stack ?? ''}\n`);
-    process.exitCode = 2;
+    process.exitCode = reportError(err, io, command);
   },
 );

@@ -1,35 +1,23 @@
 /** The render and check commands: the webhook's decision, offline, over manifest files or stdin. */
-import { readFile } from 'node:fs/promises';
-import type { Io } from './main.js';
-import { ErrorCode, WebhookError } from '../errors.js';
-import { processManifests, type ManifestSource, type ProcessResult } from '../manifests/process.js';
+import type { Io } from './io.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, processManifests, type ProcessResult } from '../manifests/process.js';
 import { loadPolicyFile } from '../policy/load.js';
-import { parseFlags, requireString } from './args.js';
+import { parseFlags, requireString, sizeFlag } from './args.js';
+import { DEFAULT_MAX_INPUT_BYTES, readInputs } from './input.js';
 
-async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-async function readSources(files: readonly string[], io: Io): Promise<ManifestSource[]> {
-  if (files.length === 0) return [{ name: '<stdin>', text: await readStream(io.stdin) }];
-  return Promise.all(
-    files.map(async (name) => {
-      if (name === '-') return { name: '<stdin>', text: await readStream(io.stdin) };
-      try {
-        return { name, text: await readFile(name, 'utf8') };
-      } catch (err: unknown) {
-        throw new WebhookError(ErrorCode.MANIFEST_INVALID, `cannot read ${name}: ${(err as Error).message}`, { cause: err });
-      }
-    }),
-  );
-}
+/** MAX_LIMIT is the most either size flag accepts: 1 GiB, past which Node's strings and memory give out anyway. */
+const MAX_LIMIT = 1024 ** 3;
 
 async function run(argv: readonly string[], io: Io): Promise<ProcessResult> {
-  const { values, positionals } = parseFlags(argv, { policy: { type: 'string' } }, true);
+  const { values, positionals } = parseFlags(
+    argv,
+    { policy: { type: 'string' }, 'max-input-bytes': { type: 'string' }, 'max-document-bytes': { type: 'string' } },
+    true,
+  );
+  const maxInputBytes = sizeFlag(values['max-input-bytes'], 'max-input-bytes', 1, MAX_LIMIT, DEFAULT_MAX_INPUT_BYTES);
+  const maxDocumentBytes = sizeFlag(values['max-document-bytes'], 'max-document-bytes', 1, MAX_LIMIT, DEFAULT_MAX_DOCUMENT_BYTES);
   const policy = await loadPolicyFile(requireString(values.policy, 'policy'));
-  return processManifests(await readSources(positionals, io), policy);
+  return processManifests(await readInputs(positionals, io, maxInputBytes), policy, { maxDocumentBytes });
 }
 
 function writeWarnings(result: ProcessResult, io: Io): void {

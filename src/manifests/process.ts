@@ -4,11 +4,31 @@
  * copied byte for byte; a changed document keeps its comments, with the new keys added in place.
  */
 import type { Operation } from 'fast-json-patch';
-import { isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { Composer, isScalar, isSeq, LineCounter, Parser, visit, type Document } from 'yaml';
 import { decide, type Decision } from '../core/decide.js';
 import { arrayAt, isObject, objectAt, stringAt } from '../core/json.js';
 import { ErrorCode, WebhookError, yamlMessage } from '../errors.js';
 import type { Policy } from '../policy/schema.js';
+
+/**
+ * MAX_ALIAS_COUNT bounds how far aliases may expand a document (the yaml library's own guard
+ * against "billion laughs"; its default too). Manifests rarely use aliases at all.
+ */
+export const MAX_ALIAS_COUNT = 100;
+
+/**
+ * DEFAULT_MAX_DOCUMENT_BYTES is the default bound on one YAML document: 3 MiB, the API server's
+ * own limit on a request body (MaxRequestBodyBytes in k8s.io/apiserver pkg/server/config.go), so
+ * no object larger can be applied anyway. A parsed document takes about 20 times its size in
+ * memory, and the tree is kept only for one document at a time.
+ */
+export const DEFAULT_MAX_DOCUMENT_BYTES = 3 * 1024 * 1024;
+
+/** ManifestLimits bounds the work processManifests accepts. */
+export interface ManifestLimits {
+  /** maxDocumentBytes is the largest YAML document, in UTF-16 code units of its text (bytes for ASCII). */
+  readonly maxDocumentBytes: number;
+}
 
 /** ManifestSource is one input: a file name (or `-` for stdin) and its text. */
 export interface ManifestSource {
@@ -60,54 +80,150 @@ function refOf(object: unknown): string {
   return `${stringAt(object, 'kind') ?? '(no kind)'} ${namespace === undefined ? name : `${namespace}/${name}`}`;
 }
 
-function parseSource(source: ManifestSource): { docs: Document[]; counter: LineCounter } {
-  const counter = new LineCounter();
-  const docs = parseAllDocuments(source.text, { lineCounter: counter, uniqueKeys: true });
-  if (!Array.isArray(docs)) return { docs: [], counter }; // an empty stream
-  const errors = docs.flatMap((d) => d.errors.map((e) => `${source.name}:${counter.linePos(e.pos[0]).line}: ${yamlMessage(e.message)}`));
-  if (errors.length > 0) {
-    throw new WebhookError(ErrorCode.MANIFEST_INVALID, `${source.name}: not valid YAML`, { details: errors });
-  }
-  return { docs, counter };
-}
-
 /**
  * processManifests decides every object in the sources (a `List` counts item by item) and renders
  * the result. It throws LBP_MANIFEST_INVALID, naming every YAML error with its line, before it
  * decides anything, so no partial output is ever produced.
  */
-export function processManifests(sources: readonly ManifestSource[], policy: Policy): ProcessResult {
-  const parsed = sources.map((source) => ({ source, ...parseSource(source) }));
-  const reports: ObjectReport[] = [];
-  let output = '';
-  for (const { source, docs, counter } of parsed) {
-    let rendered = '';
-    docs.forEach((doc, i) => {
-      const start = i === 0 ? 0 : (doc.range?.[0] ?? 0);
-      const end = docs[i + 1]?.range?.[0] ?? source.text.length;
-      const value: unknown = doc.toJS({ maxAliasCount: 100 });
-      const line = counter.linePos(doc.contents?.range?.[0] ?? start).line;
-      const items: { object: unknown; prefix: (string | number)[] }[] =
-        isObject(value) && Array.isArray(value['items']) && stringAt(value, 'kind')?.endsWith('List')
-          ? arrayAt(value, 'items').map((object, index) => ({ object, prefix: ['items', index] }))
-          : [{ object: value, prefix: [] }];
-      let changed = false;
-      for (const { object, prefix } of items) {
-        if (!isObject(object) || stringAt(object, 'kind') === undefined) continue;
-        const decision = decide({ object, operation: 'CREATE', policy });
-        reports.push({ source: source.name, line, ref: refOf(object), decision });
-        if (decision.patch.length > 0) {
-          applyToDocument(doc, decision.patch, prefix);
-          changed = true;
-        }
+/** DOCUMENT_MARKER matches `---` or `...` at the start of a line: YAML ends a document there whatever the context. */
+const DOCUMENT_MARKER = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)/gm;
+
+function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
+  return line;
+}
+
+/**
+ * largestDocument finds the longest stretch between document markers, an upper bound on each
+ * document's size, in one pass and before any parsing.
+ */
+function largestDocument(text: string): { start: number; size: number } {
+  let largest = { start: 0, size: 0 };
+  let start = 0;
+  for (const match of text.matchAll(DOCUMENT_MARKER)) {
+    if (match.index - start > largest.size) largest = { start, size: match.index - start };
+    start = match.index;
+  }
+  if (text.length - start > largest.size) largest = { start, size: text.length - start };
+  return largest;
+}
+
+function duplicateKeys(doc: Document): { offset: number; text: string }[] {
+  // The yaml library's own uniqueKeys check compares every key with every other (quadratic in a map's size); a Set per map is linear.
+  const problems: { offset: number; text: string }[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const id = `${typeof pair.key.value}:${String(pair.key.value)}`;
+        if (seen.has(id)) problems.push({ offset: pair.key.range?.[0] ?? 0, text: `Map keys must be unique (${JSON.stringify(String(pair.key.value))})` });
+        seen.add(id);
       }
-      rendered += changed ? doc.toString() : source.text.slice(start, end);
-    });
+    },
+  });
+  return problems;
+}
+
+/** STACK_EXHAUSTED matches what V8 and the yaml library report when nesting outruns the stack. */
+const STACK_EXHAUSTED = /Maximum call stack size exceeded|Stack overflow/;
+
+function describeFailure(message: string): string {
+  if (STACK_EXHAUSTED.test(message)) return 'nested too deeply';
+  if (message.includes('Excessive alias count')) return `too many aliases (more than ${MAX_ALIAS_COUNT} expansions)`;
+  return yamlMessage(message);
+}
+
+interface Pending {
+  readonly start: number;
+  readonly rendered: string | undefined;
+}
+
+/**
+ * processManifests decides every object in the sources (a `List` counts item by item) and renders
+ * the result. It parses one document at a time, so memory holds the text and one document's tree.
+ * It throws LBP_MANIFEST_INVALID, naming every problem as `file:line: reason` (invalid YAML,
+ * duplicate keys, an alias bomb, nesting too deep, a document over the size bound), so no partial
+ * output is ever produced.
+ */
+export function processManifests(sources: readonly ManifestSource[], policy: Policy, limits: ManifestLimits = { maxDocumentBytes: DEFAULT_MAX_DOCUMENT_BYTES }): ProcessResult {
+  for (const source of sources) {
+    const largest = largestDocument(source.text);
+    if (largest.size > limits.maxDocumentBytes) {
+      throw new WebhookError(
+        ErrorCode.MANIFEST_INVALID,
+        `${source.name}:${lineAt(source.text, largest.start)}: a YAML document of ${largest.size} bytes is over the ${limits.maxDocumentBytes}-byte limit (--max-document-bytes)`,
+      );
+    }
+  }
+  const reports: ObjectReport[] = [];
+  const problems: string[] = [];
+  const failed = new Set<string>();
+  let output = '';
+  for (const source of sources) {
+    const problemsBefore = problems.length;
+    const counter = new LineCounter();
+    const at = (offset: number): string => `${source.name}:${counter.linePos(offset).line}`;
+    const composer = new Composer({ uniqueKeys: false });
+    let rendered = '';
+    let pending: Pending | undefined;
+    const flush = (end: number): void => {
+      if (pending !== undefined) rendered += pending.rendered ?? source.text.slice(pending.start, end);
+    };
+    const handle = (doc: Document.Parsed): void => {
+      const start = pending === undefined ? 0 : doc.range[0];
+      flush(start);
+      pending = { start, rendered: undefined };
+      try {
+        const located = [...doc.errors.map((e) => ({ offset: e.pos[0], text: describeFailure(e.message) })), ...duplicateKeys(doc)]
+          .sort((a, b) => a.offset - b.offset)
+          .map((p) => `${at(p.offset)}: ${p.text}`);
+        if (located.length > 0 || problems.length > 0) {
+          problems.push(...located);
+          return;
+        }
+        const value: unknown = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+        const line = counter.linePos(doc.contents?.range[0] ?? start).line;
+        const items: { object: unknown; prefix: (string | number)[] }[] =
+          isObject(value) && Array.isArray(value['items']) && stringAt(value, 'kind')?.endsWith('List')
+            ? arrayAt(value, 'items').map((object, index) => ({ object, prefix: ['items', index] }))
+            : [{ object: value, prefix: [] }];
+        let changed = false;
+        for (const { object, prefix } of items) {
+          if (!isObject(object) || stringAt(object, 'kind') === undefined) continue;
+          const decision = decide({ object, operation: 'CREATE', policy });
+          reports.push({ source: source.name, line, ref: refOf(object), decision });
+          if (decision.patch.length > 0) {
+            applyToDocument(doc, decision.patch, prefix);
+            changed = true;
+          }
+        }
+        if (changed) pending = { start, rendered: doc.toString() };
+      } catch (err: unknown) {
+        problems.push(`${at(doc.range[0])}: ${describeFailure((err as Error).message)}`);
+      }
+    };
+    try {
+      for (const token of new Parser(counter.addNewLine).parse(source.text)) for (const doc of composer.next(token)) handle(doc);
+      for (const doc of composer.end(false, source.text.length)) handle(doc);
+    } catch (err: unknown) {
+      problems.push(`${source.name}: ${describeFailure((err as Error).message)}`);
+    }
+    flush(source.text.length);
+    if (problems.length > 0) {
+      if (problems.length > problemsBefore) failed.add(source.name);
+      continue;
+    }
     if (output.length > 0 && rendered.length > 0) {
       if (!output.endsWith('\n')) output += '\n';
       if (!/^---(\s|$)/.test(rendered)) output += '---\n';
     }
     output += rendered;
+  }
+  if (problems.length > 0) {
+    const unique = [...new Set(problems)];
+    throw new WebhookError(ErrorCode.MANIFEST_INVALID, `${[...failed].join(', ')}: invalid input (${unique.length} ${unique.length === 1 ? 'problem' : 'problems'})`, { details: unique });
   }
   return { output, reports };
 }

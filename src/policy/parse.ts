@@ -233,7 +233,12 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     fail(doc.errors.map((e) => `${source}:${counter.linePos(e.pos[0]).line}: ${yamlMessage(e.message)}`));
   }
   const problems = new Problems();
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }); // the yaml library's guard against alias bombs: a ReferenceError past 100 expansions
+  } catch (err: unknown) {
+    return fail([`${source}: ${err instanceof RangeError ? 'nested too deeply' : (err as Error).message.replace(/^Excessive alias count.*/, 'too many aliases (more than 100 expansions)')}`]);
+  }
   const root = mapping(raw, [], ROOT_KEYS, problems);
   if (root === undefined && !problems.list.length) problems.add([], 'the policy is empty; at least `provider` is required');
 

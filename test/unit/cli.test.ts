@@ -83,7 +83,7 @@ describe('render', () => {
     const { code, stdout, stderr } = await runCli(['render', '--policy', azurePolicy], input);
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    expect(stderr).toMatch(/<stdin>: not valid YAML\n {2}<stdin>:\d+: /);
+    expect(stderr).toMatch(/^lb-probe-webhook render: <stdin>: invalid input \(1 problem\)\n {2}<stdin>:\d+: /);
   });
 });
 
@@ -120,10 +120,10 @@ describe('errors', () => {
     ['a broken policy', ['check', '--policy', 'BROKEN', fixturePath('istio-gateway-service.yaml')], /invalid policy \(3 problems\)\n {2}.*broken\.yaml:1: provider: unknown provider "openstack".*\n {2}.*:2: mode: must be one of "enforce", "warn", got "always"\n {2}.*:3: bogus: unknown key/],
     ['an unknown provider', ['render', '--policy', 'UNKNOWN'], /unknown provider "gce"; one of "azure", "aws"/],
     ['a missing policy file', ['render', '--policy', '/nonexistent/policy.yaml'], /cannot read policy \/nonexistent\/policy.yaml: ENOENT/],
-    ['a missing --policy', ['check', fixturePath('istio-gateway-service.yaml')], /--policy is required\n\nUsage:/],
+    ['a missing --policy', ['check', fixturePath('istio-gateway-service.yaml')], /^lb-probe-webhook check: --policy is required \(`lb-probe-webhook help` lists the flags\)\n$/],
     ['an unknown flag', ['render', '--policy', 'AZURE', '--dry-run'], /Unknown option '--dry-run'/],
     ['an unknown command', ['mutate'], /unknown command "mutate"/],
-    ['a missing manifest', ['check', '--policy', 'AZURE', '/nonexistent.yaml'], /cannot read \/nonexistent.yaml: ENOENT/],
+    ['a missing manifest', ['check', '--policy', 'AZURE', '/nonexistent.yaml'], /\/nonexistent.yaml: cannot read: ENOENT/],
     ['no command', [], /^Usage: lb-probe-webhook <command>/],
   ])('%s is exit 2 with a clear message.', async (_name, args, message) => {
     const broken = join(tmp, 'broken.yaml');

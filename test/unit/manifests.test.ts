@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { parse } from 'yaml';
 import { auditObject, formatTable } from '../../src/audit/plan.js';
 import { processManifests } from '../../src/manifests/process.js';
@@ -61,12 +62,37 @@ describe('processManifests', () => {
     try {
       attempt();
     } catch (err: unknown) {
-      expect((err as WebhookError).message).toBe('bad.yaml: not valid YAML');
+      expect((err as WebhookError).message).toBe('bad.yaml: invalid input (2 problems)');
       expect((err as WebhookError).details).toEqual([
-        'bad.yaml:2: Map keys must be unique',
+        'bad.yaml:2: Map keys must be unique ("a")',
         'bad.yaml:4: Flow sequence in block collection must be sufficiently indented and end with a ]',
       ]);
     }
+  });
+});
+
+describe('processManifests on hostile YAML', () => {
+  // Pieces that each stress one part of a YAML reader: anchors, aliases, merge keys, document markers, directives, deep flow nesting, tags, junk.
+  const pieces = fc.constantFrom(
+    '&a ', '*a', '&b [*a, *a, *a, *a]', '<<: *a', '<<: [*a, *b]', '---\n', '...\n', '%YAML 1.1\n', '[[[[[[[[', ']]]]', '{', '}', ': ', '- ',
+    'kind: Service\n', 'apiVersion: v1\n', 'metadata:\n  name: x\n', 'spec:\n  type: LoadBalancer\n  ports:\n  - port: 80\n', '\n  ', '!!binary ',
+    '!!map ', '? ', '"\\u0000"', '|\n  text\n', "'", '"', '#', '\t', '\u0000', '\uFEFF', 'items: [', 'kind: ServiceList\n',
+  );
+  const hostile = fc.array(fc.oneof(pieces, fc.string({ maxLength: 8 })), { maxLength: 40 }).map((parts) => parts.join(''));
+
+  it('any mix of hostile pieces is rendered or refused with LBP_MANIFEST_INVALID naming file and line; nothing else escapes.', () => {
+    fc.assert(
+      fc.property(hostile, (input) => {
+        try {
+          processManifests([{ name: 'in.yaml', text: input }], azure);
+        } catch (err: unknown) {
+          expect(err).toBeInstanceOf(WebhookError);
+          expect((err as WebhookError).code).toBe('LBP_MANIFEST_INVALID');
+          for (const detail of (err as WebhookError).details) expect(detail).toMatch(/^in\.yaml(:\d+)?: \S/);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 

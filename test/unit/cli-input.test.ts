@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixturePath } from '../helpers/fixtures.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'lbp-cli-input-'));
+const policy = join(tmp, 'policy.yaml');
+const regularFile = join(tmp, 'regular-file');
+const service = fixturePath('istio-gateway-service.yaml');
+const MiB = 1024 * 1024;
+
+beforeAll(() => {
+  writeFileSync(policy, 'provider: azure\n');
+  writeFileSync(regularFile, 'not a directory\n');
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** billionLaughs is the classic alias bomb: each level aliases the one below ten times. */
+function billionLaughs(levels: number): string {
+  let text = 'a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n';
+  for (let i = 1; i <= levels; i++) text += `a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]\n`;
+  return text;
+}
+
+/** expectOneLineError checks the contract for every CLI error: exit 2, nothing on stdout, one message line (plus indented problem lines), no stack. */
+function expectOneLineError(result: CliResult, message: RegExp): void {
+  expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
+  const lines = result.stderr.trimEnd().split('\n');
+  expect(lines[0]).toMatch(/^lb-probe-webhook \w+: /);
+  expect(lines.slice(1).every((l) => l.startsWith('  '))).toBe(true);
+  expect(result.stderr).not.toMatch(/^\s+at /m);
+  expect(result.stderr).toMatch(message);
+}
+
+describe('render and check bound their input', () => {
+  const bomb = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lol\ndata:\n${billionLaughs(9).replace(/^/gm, '  ')}`;
+  it.each<[string, string, RegExp]>([
+    ['an alias bomb', bomb, /<stdin>:1: too many aliases/],
+    ['a YAML 1.1 merge-key bomb', `%YAML 1.1\n---\na: &a {x: 1, y: 2}\nb: &b {<<: [*a, *a, *a, *a, *a, *a, *a, *a]}\nc: &c {<<: [*b, *b, *b, *b, *b, *b, *b, *b]}\nd: &d {<<: [*c, *c, *c, *c, *c, *c, *c, *c]}\ne: {<<: [*d, *d, *d, *d, *d, *d, *d, *d]}\nkind: Service\n`, /<stdin>:\d+: too many aliases/],
+    ['an alias to an anchor in an earlier document', 'kind: Service\nx: &shared {a: 1}\n---\nkind: Service\ny: *shared\n', /<stdin>:3: Unresolved alias \(the anchor must be set before the alias\): shared/],
+    ['nesting 100,000 deep', `${'['.repeat(100_000)}${']'.repeat(100_000)}\n`, /<stdin>:1: nested too deeply/],
+    ['a duplicate key among 50,000', `kind: Service\nmetadata:\n  annotations:\n${Array.from({ length: 50_000 }, (_, i) => `    k${i}: v\n`).join('')}    k7: again\n`, /<stdin>:50004: Map keys must be unique \("k7"\)/],
+    ['a 4 MiB scalar (one document over 3 MiB)', `kind: Service\nx: "${'a'.repeat(4 * MiB)}"\n`, /<stdin>:1: a YAML document of \d+ bytes is over the 3145728-byte limit \(--max-document-bytes\)/],
+    ['an unterminated flow sequence', 'kind: [Service\n', /<stdin>:\d+: /],
+  ])('%s is exit 2 with the file, line and reason, and no stack.', async (_name, input, message) => {
+    for (const command of ['render', 'check']) {
+      const result = await runCli([command, '--policy', policy], input);
+      expectOneLineError(result, message);
+    }
+  });
+
+  it('binary junk is exit 0 or 2, never a crash or a stack.', async () => {
+    let seed = 42;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 8; i++) {
+      const junk = Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256)));
+      const { code, stderr } = await runCli(['check', '--policy', policy], junk.toString('latin1'));
+      expect([0, 2]).toContain(code);
+      expect(stderr).not.toMatch(/^\s+at /m);
+    }
+  });
+
+  it('20,000 small documents in one stream are all processed.', async () => {
+    const input = Array.from({ length: 20_000 }, (_, i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c${i}\n`).join('---\n');
+    const { code, stdout } = await runCli(['render', '--policy', policy], input);
+    expect(code).toBe(0);
+    expect(stdout).toBe(input);
+  });
+
+  it('input over --max-input-bytes is refused before parsing, on stdin and in files, counting all inputs.', async () => {
+    expectOneLineError(await runCli(['render', '--policy', policy, '--max-input-bytes', '1Ki'], 'x'.repeat(2048)), /<stdin>: over the 1024-byte input limit, counting all inputs \(raise it with --max-input-bytes\)/);
+    const half = join(tmp, 'half.yaml');
+    writeFileSync(half, `# ${'x'.repeat(700)}\n`);
+    expect((await runCli(['render', '--policy', policy, '--max-input-bytes', '1Ki', half])).code).toBe(0);
+    expectOneLineError(await runCli(['check', '--policy', policy, '--max-input-bytes', '1Ki', half, half]), /half\.yaml: over the 1024-byte input limit/);
+  });
+
+  it('the input limit is raisable: a 4 MiB document passes with --max-document-bytes 5Mi.', async () => {
+    const input = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  x: "${'a'.repeat(4 * MiB)}"\n`;
+    const result = await runCli(['render', '--policy', policy, '--max-document-bytes', '5Mi'], input);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(input);
+  });
+
+  it('an alias bomb in the policy file is exit 2 naming the policy file.', async () => {
+    const bombPolicy = join(tmp, 'bomb-policy.yaml');
+    writeFileSync(bombPolicy, `provider: azure\n${billionLaughs(9)}`);
+    expectOneLineError(await runCli(['render', '--policy', bombPolicy], ''), new RegExp(`${bombPolicy}: too many aliases`));
+  });
+
+  it('a policy file over 256 KiB is refused before it is parsed.', async () => {
+    const hugePolicy = join(tmp, 'huge-policy.yaml');
+    writeFileSync(hugePolicy, `provider: azure\n# ${'x'.repeat(300 * 1024)}\n`);
+    expectOneLineError(await runCli(['render', '--policy', hugePolicy], ''), new RegExp(`policy ${hugePolicy}: larger than 262144 bytes; not a policy file`));
+  });
+});
+
+describe('every CLI error is one line naming the file or flag', () => {
+  it.each<[string, string[], RegExp]>([
+    ['an unknown flag', ['render', '--policy', 'POLICY', '--dry-run'], /^lb-probe-webhook render: Unknown option '--dry-run'/],
+    ['a flag missing its value', ['check', '--policy'], /^lb-probe-webhook check: Option '--policy <value>' argument missing/],
+    ['a malformed size', ['render', '--policy', 'POLICY', '--max-input-bytes', '10MB'], /--max-input-bytes must be a size like/],
+    ['--out under a regular file', ['certs', '--out', 'FILE/certs', '--dns', 'localhost'], /^lb-probe-webhook certs: --out .*regular-file\/certs: cannot write the certificates, nothing written: ENOTDIR: not a directory/],
+    ['a directory as the policy', ['render', '--policy', 'DIR'], /cannot read policy .*: EISDIR/],
+    ['a directory as a manifest', ['check', '--policy', 'POLICY', 'DIR'], /lb-probe-webhook check: .*lbp-cli-input-\w+: cannot read: EISDIR/],
+    ['a manifest under a regular file', ['check', '--policy', 'POLICY', 'FILE/x.yaml'], /regular-file\/x\.yaml: cannot read: ENOTDIR/],
+    ['stdin given twice', ['render', '--policy', 'POLICY', '-', '-'], /`-` \(stdin\) may be given only once/],
+    ['a missing kubeconfig', ['audit', '--policy', 'POLICY', '--kubeconfig', 'FILE/none'], /^lb-probe-webhook audit: --kubeconfig .*regular-file\/none: cannot load: /],
+    ['a malformed request timeout', ['audit', '--policy', 'POLICY', '--request-timeout', 'soon'], /--request-timeout must be a duration like 500ms or 5s/],
+    ['an unknown command', ['mutate'], /^lb-probe-webhook: unknown command "mutate"/],
+  ])('%s is exit 2 with one line and no stack.', async (_name, args, message) => {
+    const resolved = args.map((a) => a.replace('POLICY', policy).replace('FILE', regularFile).replace('DIR', tmp));
+    const result = await runCli(resolved, service);
+    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it('LOG_LEVEL=debug adds the stack, with the cause.', async () => {
+    const result = await runCli(['certs', '--out', join(regularFile, 'certs'), '--dns', 'localhost'], '', { LOG_LEVEL: 'debug' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^lb-probe-webhook certs: --out .*ENOTDIR.*\nWebhookError: [^\n]*\n\s+at /);
+    expect(result.stderr).toMatch(/caused by: Error: ENOTDIR/);
+  });
+});
