@@ -28,8 +28,8 @@ import type { Io } from './main.js';
 
 /** LOG_FLUSH_MS bounds how long a log line may wait in the buffer. */
 const LOG_FLUSH_MS = 250;
-/** LOG_BUFFER_BYTES: log lines are written in batches of this size (about fifty review lines), or every LOG_FLUSH_MS. */
-const LOG_BUFFER_BYTES = 16 * 1024;
+/** LOG_BUFFER_BYTES: log lines are written in batches of this size (about twenty-five review lines), or every LOG_FLUSH_MS; below sonic-boom's 16 KiB maximum write. */
+const LOG_BUFFER_BYTES = 8 * 1024;
 
 /** readTlsMaterial reads a certificate and key and checks that the key belongs to the certificate. */
 export async function readTlsMaterial(certPath: string, keyPath: string, source = `${certPath} with key ${keyPath}`): Promise<TlsMaterial> {

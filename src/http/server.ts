@@ -32,6 +32,18 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 /** CHECK_INTERVAL_MS is how often Node checks the header and request deadlines. */
 export const CHECK_INTERVAL_MS = 1_000;
+/**
+ * MAX_IDLE_CONNECTIONS: beyond this many idle keep-alive connections the least recently used is
+ * closed. An idle TLS connection costs tens of kilobytes; the API server keeps at most 25 idle
+ * connections per webhook host (k8s.io/apimachinery/pkg/util/net SetTransportDefaults,
+ * DefaultMaxIdleConnsPerHost), so a few API servers stay far below the cap.
+ */
+export const MAX_IDLE_CONNECTIONS = 256;
+/**
+ * MAX_CONNECTIONS bounds the open connections; Node closes any beyond it at once. The API server
+ * opens one per concurrent call (at most its --max-mutating-requests-inflight, 200 by default).
+ */
+export const MAX_CONNECTIONS = 1024;
 
 /**
  * TLS_SERVER_OPTIONS: TLS 1.2 with ECDHE key exchange and AEAD ciphers only (AES-GCM,
@@ -106,6 +118,8 @@ export class RequestGate {
   private readonly large: ByteBudget;
   /** Connections by their TCP socket; the value is the number of requests being answered on it. */
   private readonly connections = new Map<Socket, number>();
+  /** Connections that have answered a request and wait for the next, least recently used first. */
+  private readonly idle = new Set<Socket>();
 
   constructor(options: BodyBudgetOptions = {}) {
     this.bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -151,11 +165,23 @@ export class RequestGate {
 
   /** attach wires the gate to a server: connection tracking and the request wrapper around handler. */
   attach(server: HttpServer | HttpsServer, handler: (req: IncomingMessage, res: ServerResponse) => void): void {
+    server.maxConnections = MAX_CONNECTIONS;
     server.on('connection', (socket: Socket) => {
       this.connections.set(socket, 0);
-      socket.once('close', () => this.connections.delete(socket));
+      socket.once('close', () => {
+        this.connections.delete(socket);
+        this.idle.delete(socket);
+      });
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.admit(req, res, handler));
+  }
+
+  private becameIdle(socket: Socket): void {
+    this.idle.add(socket);
+    if (this.idle.size <= MAX_IDLE_CONNECTIONS) return;
+    const oldest = this.idle.values().next().value as Socket;
+    this.idle.delete(oldest);
+    oldest.destroy();
   }
 
   private admit(req: IncomingMessage, res: ServerResponse, handler: (req: IncomingMessage, res: ServerResponse) => void): void {
@@ -164,13 +190,17 @@ export class RequestGate {
     this.inFlightCount++;
     const busy = this.connections.get(raw);
     if (busy !== undefined) this.connections.set(raw, busy + 1);
+    this.idle.delete(raw);
     if (this.drainingNow) res.setHeader('connection', 'close');
     let release: Release | undefined;
     let cancel: (() => void) | undefined;
     res.once('close', () => {
       this.inFlightCount--;
       const count = this.connections.get(raw);
-      if (count !== undefined) this.connections.set(raw, count - 1);
+      if (count !== undefined) {
+        this.connections.set(raw, count - 1);
+        if (count === 1 && !raw.destroyed) this.becameIdle(raw);
+      }
       cancel?.();
       release?.();
     });
