@@ -26,6 +26,8 @@ import { watchFiles } from '../runtime/watch.js';
 import { durationFlag, integerFlag, parseFlags, requireString } from './args.js';
 import type { Io } from './main.js';
 
+/** CLOSE_IDLE_AGE_MS: when stopping, a connection without a request is closed once it is this old. */
+const CLOSE_IDLE_AGE_MS = 1000;
 /** LOG_FLUSH_MS bounds how long a log line may wait in the buffer. */
 const LOG_FLUSH_MS = 250;
 /** LOG_BUFFER_BYTES: log lines are written in batches of this size (about twenty-five review lines), or every LOG_FLUSH_MS; below sonic-boom's 16 KiB maximum write. */
@@ -138,10 +140,13 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     webhook.server.closeAllConnections();
   }, graceMs);
   const closed = webhook.close();
-  // Not accepting any more: close at once every connection with no request being answered (idle,
-  // in the TLS handshake, or still sending headers); the others close after their answer.
-  logger.info({ closedIdle: gate.closeIdle(), inFlight: gate.inFlight }, 'stopped accepting connections');
+  // Not accepting any more: close every connection with no request being answered (idle after an
+  // answer at once; one in the TLS handshake or still sending headers once it is a second old);
+  // the others close after their answer, which says Connection: close.
+  logger.info({ open: gate.closeIdle(CLOSE_IDLE_AGE_MS), inFlight: gate.inFlight }, 'stopped accepting connections');
+  const sweep = setInterval(() => gate.closeIdle(CLOSE_IDLE_AGE_MS), CLOSE_IDLE_AGE_MS / 4);
   await closed;
+  clearInterval(sweep);
   clearTimeout(forced);
   await health.close();
   logger.info('stopped');

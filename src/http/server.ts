@@ -120,6 +120,7 @@ export class RequestGate {
   private readonly connections = new Map<Socket, number>();
   /** Connections that have answered a request and wait for the next, least recently used first. */
   private readonly idle = new Set<Socket>();
+  private readonly openedAt = new WeakMap<Socket, number>();
 
   constructor(options: BodyBudgetOptions = {}) {
     this.bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -148,19 +149,18 @@ export class RequestGate {
   }
 
   /**
-   * closeIdle destroys every connection with no request being answered: idle keep-alive ones,
-   * ones still in the TLS handshake, ones still sending headers. Call it once the server has
-   * stopped accepting; connections with a request end after its answer (Connection: close).
+   * closeIdle destroys the connections with no request being answered that are idle after an
+   * answer, or older than minAgeMs (still in the TLS handshake or sending headers); a younger one
+   * is left its moment to deliver the request it was opened for. Call it once the server has
+   * stopped accepting, until it returns 0 left; connections with a request end after its answer
+   * (Connection: close). It returns the number of connections still open.
    */
-  closeIdle(): number {
-    let closed = 0;
+  closeIdle(minAgeMs = 0): number {
+    const now = Date.now();
     for (const [socket, busy] of this.connections) {
-      if (busy === 0) {
-        socket.destroy();
-        closed++;
-      }
+      if (busy === 0 && (this.idle.has(socket) || now - (this.openedAt.get(socket) ?? 0) >= minAgeMs)) socket.destroy();
     }
-    return closed;
+    return this.connections.size;
   }
 
   /** attach wires the gate to a server: connection tracking and the request wrapper around handler. */
@@ -168,6 +168,7 @@ export class RequestGate {
     server.maxConnections = MAX_CONNECTIONS;
     server.on('connection', (socket: Socket) => {
       this.connections.set(socket, 0);
+      this.openedAt.set(socket, Date.now());
       socket.once('close', () => {
         this.connections.delete(socket);
         this.idle.delete(socket);
