@@ -11,7 +11,7 @@ if (cert === undefined || key === undefined || responseFile === undefined) {
   process.exit(2);
 }
 const response = readFileSync(responseFile, 'utf8');
-const app = Fastify({ https: { cert: readFileSync(cert), key: readFileSync(key) }, bodyLimit: 7 * 1024 * 1024 });
+const app = Fastify({ https: { cert: readFileSync(cert), key: readFileSync(key) }, bodyLimit: 7 * 1024 * 1024, logger: false });
 app.post('/mutate', (_request, reply) => reply.type('application/json').send(response));
 app.listen({ port: 0, host: '127.0.0.1' }).then(
   () => {

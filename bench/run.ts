@@ -1,17 +1,27 @@
 /**
- * `npm run bench`: the webhook against a bare Fastify HTTPS server, same machine, same load
- * generator (autocannon), same run; then Service creation through a real kube-apiserver with and
- * without the webhook registered. Prints figures; asserts nothing. Loopback only, bounded runs.
+ * `npm run bench [-- MODE]`: prints figures, asserts nothing. Loopback only, bounded runs.
  *
- * Environment: BENCH_SECONDS (default 10) per measured run, BENCH_ROUNDS (default 5) interleaved
- * rounds per server, BENCH_SERVICES (default 300) Services per end-to-end round.
+ * Modes (default: server, then e2e):
+ * - server: the built `serve` against a bare Fastify HTTPS server (bench/bare-server.ts), same
+ *   certificates, same run: throughput in interleaved closed-loop rounds, latency at a steady
+ *   1,000 requests/s, peak RSS. The server runs pinned to one core and the load generator
+ *   (bench/load.ts, its own process) to another, with `taskset`.
+ * - memory: hostile but well-formed traffic, each scenario against a fresh server: parallel
+ *   reviews of the largest size, uploads that stall mid-body, thousands of idle connections; the
+ *   peak RSS of each, and every well-formed review must be answered 200.
+ * - e2e: Service creation through a real kube-apiserver with and without the webhook.
+ *
+ * `serve` runs with the Node flags the container image uses (NODE_OPTIONS in the Dockerfile).
+ * Environment: BENCH_ONLY (a pattern of memory scenario names), BENCH_NODE_OPTIONS (the image's NODE_OPTIONS) for serve, BENCH_SECONDS (8) per round, BENCH_ROUNDS (5) interleaved rounds per server,
+ * BENCH_CONNECTIONS (16), BENCH_SERVICES (300) Services per end-to-end round.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { decide, userMessages } from '../src/core/decide.js';
@@ -19,13 +29,30 @@ import { encodeResponse } from '../src/http/review.js';
 import { parsePolicy } from '../src/policy/parse.js';
 import { removeTempDir, startControlPlane, startProcess, stopChild, tempDir } from '../test/e2e/controlplane/controlplane.js';
 import { ensureNamespace, probeService, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating } from '../test/e2e/webhook.js';
+import type { LoadOptions, LoadResult } from './load.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/main.js');
-const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
-const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 300);
-const CONNECTIONS = 10;
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 8);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
+const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
+const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 300);
+const POLICY = join(ROOT, 'manifests/base/policy.yaml');
+
+/** NODE_OPTIONS as the container image sets them: the one place the heap settings are written down. */
+function imageNodeOptions(): string {
+  const override = process.env['BENCH_NODE_OPTIONS'];
+  if (override !== undefined) return override;
+  const match = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+  if (match === null) throw new Error('Dockerfile: no ENV NODE_OPTIONS="..." line');
+  return match[1] as string;
+}
+
+/** pinned runs a command on one core with taskset when it exists (two cores or more), else as it is. */
+const TASKSET = cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
+function pinned(core: number, command: string, args: readonly string[]): [string, string[]] {
+  return TASKSET ? ['taskset', ['-c', String(core), command, ...args]] : [command, [...args]];
+}
 
 interface Server {
   readonly name: string;
@@ -33,10 +60,11 @@ interface Server {
   readonly port: number;
 }
 
-function startServer(name: string, args: readonly string[], logFile: string): Promise<Server> {
-  const child = startProcess(process.execPath, args, logFile);
+function startServer(name: string, args: readonly string[], logFile: string, env: NodeJS.ProcessEnv = process.env): Promise<Server> {
+  const [command, argv] = pinned(0, process.execPath, args);
+  const child = startProcess(command, argv, logFile, env);
   return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 30_000;
     const poll = setInterval(() => {
       const line = readFileSync(logFile, 'utf8')
         .split('\n')
@@ -58,69 +86,15 @@ function peakRssMb(pid: number): number {
   return match ? Math.round(Number(match[1]) / 1024) : NaN;
 }
 
-interface Measured {
-  readonly rps: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly errors: number;
-  readonly non2xx: number;
-}
-
-async function cannon(port: number, ca: string, body: string, seconds: number): Promise<Measured> {
-  const result = await autocannon({
-    url: `https://127.0.0.1:${port}/mutate`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-    connections: CONNECTIONS,
-    duration: seconds,
-    servername: 'localhost',
-    tlsOptions: { ca },
+/** load runs bench/load.ts in its own process, pinned to the core the server does not use. */
+function load(options: LoadOptions): Promise<LoadResult> {
+  const [command, argv] = pinned(1, process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), JSON.stringify(options)]);
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`))));
   });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
-}
-
-/**
- * paced sends `rate` requests per second for `seconds`, evenly spaced over keep-alive connections,
- * and measures each latency from its scheduled start (open loop: queueing counts), so the
- * percentiles are those of a steady rate, not of bursts.
- */
-async function paced(port: number, ca: string, body: string, rate: number, seconds: number): Promise<{ p50: number; p99: number; failed: number }> {
-  const agent = new HttpsAgent({ keepAlive: true, maxSockets: CONNECTIONS, ca, servername: 'localhost' });
-  const total = rate * seconds;
-  const latencies: number[] = [];
-  let failed = 0;
-  let sent = 0;
-  let done = 0;
-  const start = performance.now() + 50;
-  await new Promise<void>((finish) => {
-    const send = (due: number) => {
-      const req = httpsRequest({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) latencies.push(performance.now() - due);
-          else failed++;
-          if (++done === total) finish();
-        });
-      });
-      req.on('error', () => {
-        failed++;
-        if (++done === total) finish();
-      });
-      req.end(body);
-    };
-    // One timer loop sends every request that is due: the schedule, not the responses, sets the pace.
-    const tick = () => {
-      const now = performance.now();
-      while (sent < total && start + (sent * 1000) / rate <= now) send(start + (sent++ * 1000) / rate);
-      if (sent < total) setTimeout(tick, Math.max(0, start + (sent * 1000) / rate - performance.now()));
-    };
-    setTimeout(tick, 50);
-  });
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN) * 100) / 100;
-  return { p50: at(0.5), p99: at(0.99), failed };
 }
 
 function table(rows: (string | number)[][]): string {
@@ -128,22 +102,39 @@ function table(rows: (string | number)[][]): string {
   return rows.map((r) => r.map((c, i) => String(c).padStart(widths[i] ?? 0)).join('  ')).join('\n');
 }
 
-async function serverBenchmark(): Promise<void> {
+interface Setup {
+  readonly dir: string;
+  readonly certs: string;
+  readonly ca: string;
+  readonly caFile: string;
+}
+
+async function setup(): Promise<Setup> {
   const dir = tempDir('lbp-bench-');
   const certs = join(dir, 'certs');
   const made = spawn(process.execPath, [CLI, 'certs', '--out', certs, '--dns', 'localhost', '--ip', '127.0.0.1'], { stdio: 'ignore' });
   await new Promise((r) => made.once('exit', r));
-  const ca = readFileSync(join(certs, 'ca.crt'), 'utf8');
-  const policyFile = join(ROOT, 'manifests/base/policy.yaml');
+  return { dir, certs, ca: readFileSync(join(certs, 'ca.crt'), 'utf8'), caFile: join(certs, 'ca.crt') };
+}
 
-  // A realistic review: the Service Istio generates for a Gateway, as the API server sends it on CREATE.
+function startOurs(s: Setup, tag: string): Promise<Server> {
+  const args = [CLI, 'serve', '--policy', POLICY, '--tls-cert', join(s.certs, 'tls.crt'), '--tls-key', join(s.certs, 'tls.key'), '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s'];
+  return startServer('lb-probe-webhook', args, join(s.dir, `ours-${tag}.log`), { ...process.env, NODE_OPTIONS: imageNodeOptions(), LOG_LEVEL: 'info' });
+}
+
+/** istioService is the Service Istio generates for a Gateway, as the API server sends it (with managedFields). */
+function istioService(): { metadata: Record<string, unknown>; spec: Record<string, unknown> } {
   const service = parse(readFileSync(join(ROOT, 'test/fixtures/istio-gateway-service.yaml'), 'utf8')) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
   service.metadata.managedFields = [
     { manager: 'pilot-discovery', operation: 'Apply', apiVersion: 'v1', time: '2026-11-21T00:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:gateway.istio.io/managed': {}, 'f:gateway.networking.k8s.io/gateway-name': {} }, 'f:ownerReferences': { 'k:{"uid":"5c7e0f5e-3b1a-4f55-9d2b-0c5d1a3e7b10"}': {} } }, 'f:spec': { 'f:ipFamilyPolicy': {}, 'f:ports': { 'k:{"port":15021,"protocol":"TCP"}': { '.': {}, 'f:appProtocol': {}, 'f:name': {}, 'f:port': {} }, 'k:{"port":80,"protocol":"TCP"}': { '.': {}, 'f:appProtocol': {}, 'f:name': {}, 'f:port': {} }, 'k:{"port":443,"protocol":"TCP"}': { '.': {}, 'f:appProtocol': {}, 'f:name': {}, 'f:port': {} } }, 'f:selector': {}, 'f:type': {} } } },
   ];
   service.spec = { ...service.spec, sessionAffinity: 'None', externalTrafficPolicy: 'Cluster', internalTrafficPolicy: 'Cluster', ipFamilies: ['IPv4'], allocateLoadBalancerNodePorts: true };
-  const uid = '2b7c5c7e-8d1f-4b3a-a2c4-1f0e9d8c7b6a';
-  const review = {
+  return service;
+}
+
+/** updateReview wraps an object (and the old one) in an UPDATE AdmissionReview as the API server sends it. */
+function updateReview(uid: string, object: unknown, oldObject: unknown): Record<string, unknown> {
+  return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
     request: {
@@ -154,44 +145,190 @@ async function serverBenchmark(): Promise<void> {
       requestResource: { group: '', version: 'v1', resource: 'services' },
       name: 'gateway-istio',
       namespace: 'istio-ingress',
-      operation: 'CREATE',
+      operation: 'UPDATE',
       userInfo: { username: 'system:serviceaccount:istio-system:istiod', uid: 'f3c2', groups: ['system:serviceaccounts', 'system:serviceaccounts:istio-system', 'system:authenticated'] },
-      object: service,
-      oldObject: null,
+      object,
+      oldObject,
       dryRun: false,
-      options: { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1', fieldManager: 'pilot-discovery' },
+      options: { kind: 'UpdateOptions', apiVersion: 'meta.k8s.io/v1', fieldManager: 'pilot-discovery' },
     },
   };
-  const body = JSON.stringify(review);
-  const decision = decide({ object: service, operation: 'CREATE', policy: parsePolicy(readFileSync(policyFile, 'utf8')) });
-  const responseFile = join(dir, 'response.json');
+}
+
+async function serverBenchmark(): Promise<void> {
+  const s = await setup();
+  // A realistic review: an UPDATE of the Service Istio generates for a Gateway (object and old object).
+  const service = istioService();
+  const old = structuredClone<typeof service>(service);
+  (old.metadata['labels'] as Record<string, string>)['gateway.istio.io/revision'] = 'default';
+  const uid = '2b7c5c7e-8d1f-4b3a-a2c4-1f0e9d8c7b6a';
+  const body = JSON.stringify(updateReview(uid, service, old));
+  const bodyFile = join(s.dir, 'review.json');
+  writeFileSync(bodyFile, body);
+  const decision = decide({ object: service, operation: 'UPDATE', policy: parsePolicy(readFileSync(POLICY, 'utf8')) });
+  const responseFile = join(s.dir, 'response.json');
   writeFileSync(responseFile, JSON.stringify(encodeResponse(uid, decision.patch, userMessages(decision))));
 
-  const ours = await startServer('lb-probe-webhook', [CLI, 'serve', '--policy', policyFile, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s'], join(dir, 'ours.log'));
-  const bare = await startServer('bare Fastify', ['--import', 'tsx', join(ROOT, 'bench/bare-server.ts'), join(certs, 'tls.crt'), join(certs, 'tls.key'), responseFile], join(dir, 'bare.log'));
+  const ours = await startOurs(s, 'server');
+  const bare = await startServer('bare Fastify', ['--import', 'tsx', join(ROOT, 'bench/bare-server.ts'), join(s.certs, 'tls.crt'), join(s.certs, 'tls.key'), responseFile], join(s.dir, 'bare.log'));
 
-  console.log(`\nServer benchmark: POST /mutate over HTTPS with keep-alive, ${CONNECTIONS} connections, a ${(body.length / 1024).toFixed(1)} KB review; ${SECONDS} s per run`);
-  const rows: (string | number)[][] = [['server', 'median req/s', 'p50 ms', 'p99 ms', 'p50 / p99 ms at 1000/s', 'errors', 'peak RSS MB']];
-  // Interleaved rounds, so that both servers see the same machine noise; the median round counts.
-  const rounds: Record<string, Measured[]> = { [bare.name]: [], [ours.name]: [] };
-  for (const server of [bare, ours]) await cannon(server.port, ca, body, 2); // warm-up: JIT and TLS set-up
+  console.log(`\nServer benchmark: POST /mutate over HTTPS, keep-alive, ${CONNECTIONS} connections, a ${(body.length / 1024).toFixed(1)} KB UPDATE review; ${ROUNDS} interleaved rounds of ${SECONDS} s`);
+  console.log(TASKSET ? 'pinned: servers on core 0, the load generator (its own process) on core 1' : 'NOT pinned: taskset missing or fewer than 2 cores; figures are less comparable');
+  console.log(`serve runs with NODE_OPTIONS="${imageNodeOptions()}" (the image's); the bare server with Node's defaults`);
+  const run = (server: Server, seconds: number, rate = 0) => load({ port: server.port, caFile: s.caFile, bodyFile, connections: CONNECTIONS, seconds, rate });
+  for (const server of [bare, ours]) await run(server, 2); // warm-up: JIT and TLS set-up
+  const rounds: Record<string, LoadResult[]> = { [bare.name]: [], [ours.name]: [] };
+  const ratios: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    for (const server of round % 2 === 0 ? [bare, ours] : [ours, bare]) rounds[server.name]?.push(await cannon(server.port, ca, body, SECONDS));
+    const got: Record<string, number> = {};
+    for (const server of round % 2 === 0 ? [bare, ours] : [ours, bare]) {
+      const result = await run(server, SECONDS);
+      rounds[server.name]?.push(result);
+      got[server.name] = result.rps;
+    }
+    ratios.push((got[ours.name] ?? 0) / (got[bare.name] ?? 1));
   }
-  const results: Record<string, Measured> = {};
-  for (const [name, list] of Object.entries(rounds)) results[name] = [...list].sort((a, b) => a.rps - b.rps)[Math.floor(list.length / 2)] as Measured;
-  for (const [name, list] of Object.entries(rounds)) console.log(`${name}: req/s per round ${list.map((m) => Math.round(m.rps)).join(', ')}`);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const rows: (string | number)[][] = [['server', 'median req/s', 'rounds req/s', 'p99 ms (max load)', 'p50 / p99 ms at 1000/s', 'failed', 'peak RSS MB']];
   for (const server of [bare, ours]) {
-    const full = results[server.name] as Measured;
-    const steady = await paced(server.port, ca, body, 1000, SECONDS);
-    rows.push([server.name, Math.round(full.rps), full.p50, full.p99, `${steady.p50} / ${steady.p99}`, full.errors + full.non2xx + steady.failed, peakRssMb(server.child.pid as number)]);
+    const list = rounds[server.name] ?? [];
+    const steady = await run(server, SECONDS, 1000);
+    const failed = list.reduce((n, r) => n + r.failed, 0) + steady.failed;
+    rows.push([server.name, median(list.map((r) => r.rps)), list.map((r) => r.rps).join(' '), median(list.map((r) => r.p99)), `${steady.p50} / ${steady.p99}`, failed, peakRssMb(server.child.pid as number)]);
   }
   console.log(table(rows));
-  const ratio = (results[ours.name]?.rps ?? 0) / (results[bare.name]?.rps ?? 1);
-  console.log(`throughput ratio ours/bare: ${ratio.toFixed(2)} (target >= 0.80)`);
+  console.log(`throughput ratio ours/bare, per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)} (target >= 0.80)`);
+  const peak = (server: Server) => peakRssMb(server.child.pid as number);
+  console.log(`peak RSS under saturating load: ours ${peak(ours)} MB, bare ${peak(bare)} MB, difference ${peak(ours) - peak(bare)} MB (target <= 25)`);
   await stopChild(ours.child);
   await stopChild(bare.child);
-  removeTempDir(dir);
+  removeTempDir(s.dir);
+}
+
+/** post sends one body over its own connection and resolves with the status (0 when the connection failed). */
+function post(port: number, ca: string, body: string | Buffer): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, servername: 'localhost', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.once('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+function openTls(port: number, ca: string): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+    socket.once('secureConnect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** manyPorts is an Istio-shaped Service with n http ports: about 70 bytes of JSON per port. */
+function manyPorts(n: number, from = 1): Record<string, unknown> {
+  const service = istioService();
+  service.spec['ports'] = Array.from({ length: n }, (_, i) => ({ name: `http-${from + i}`, port: from + i, protocol: 'TCP', appProtocol: 'http' }));
+  return service;
+}
+
+interface Scenario {
+  readonly name: string;
+  /** run drives the hostile traffic and returns how many well-formed reviews were sent and how many failed. */
+  readonly run: (port: number, ca: string) => Promise<{ sent: number; failed: number }>;
+}
+
+/** steady sends small well-formed reviews one after another for ms, counting the answers other than 200. */
+async function steady(port: number, ca: string, ms: number): Promise<{ sent: number; failed: number }> {
+  const body = JSON.stringify(updateReview('steady', istioService(), istioService()));
+  let sent = 0;
+  let failed = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    sent++;
+    if ((await post(port, ca, body)) !== 200) failed++;
+  }
+  return { sent, failed };
+}
+
+async function parallel(port: number, ca: string, body: string, n: number): Promise<{ sent: number; failed: number }> {
+  const statuses = await Promise.all(Array.from({ length: n }, () => post(port, ca, body)));
+  return { sent: n, failed: statuses.filter((s) => s !== 200).length };
+}
+
+async function memoryBenchmark(): Promise<void> {
+  const s = await setup();
+  const ports45k = JSON.stringify(updateReview('ports-45k', manyPorts(45_000), null)).replace('"oldObject":null,', '');
+  // The largest review the API server can send (see DEFAULT_BODY_LIMIT): an UPDATE whose object
+  // and old object are each just over 3 MiB of JSON.
+  const maxUpdate = JSON.stringify(updateReview('max-update', manyPorts(48_000), manyPorts(48_000, 2)));
+  const scenarios: Scenario[] = [
+    { name: 'idle, after one review', run: (port, ca) => parallel(port, ca, JSON.stringify(updateReview('one', istioService(), istioService())), 1) },
+    ...[1, 4, 8].map((n) => ({ name: `${n} x ${(ports45k.length / 2 ** 20).toFixed(1)} MiB review (45,000 http ports) in parallel`, run: (port: number, ca: string) => parallel(port, ca, ports45k, n) })),
+    ...[2, 8].map((n) => ({ name: `${n} x ${(maxUpdate.length / 2 ** 20).toFixed(1)} MiB UPDATE (object + oldObject) in parallel`, run: (port: number, ca: string) => parallel(port, ca, maxUpdate, n) })),
+    {
+      name: '30 uploads of 6 MiB stalled mid-body for 10 s, small reviews meanwhile',
+      run: async (port, ca) => {
+        const sockets = await Promise.all(Array.from({ length: 30 }, () => openTls(port, ca)));
+        const half = Buffer.alloc(3 * 2 ** 20, 0x20);
+        for (const socket of sockets) {
+          socket.on('error', () => undefined);
+          socket.write(`POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${6 * 2 ** 20}\r\n\r\n{"pad":"`);
+          socket.write(half);
+        }
+        const result = await steady(port, ca, 10_000);
+        for (const socket of sockets) socket.destroy();
+        return result;
+      },
+    },
+    {
+      name: '1,000 idle keep-alive connections, small reviews meanwhile',
+      run: async (port, ca) => {
+        const body = JSON.stringify(updateReview('idle', istioService(), istioService()));
+        const request = `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+        const sockets: TLSSocket[] = [];
+        let failed = 0;
+        for (let i = 0; i < 1000; i += 50) {
+          const batch = await Promise.all(Array.from({ length: 50 }, () => openTls(port, ca)));
+          await Promise.all(
+            batch.map(
+              (socket) =>
+                new Promise<void>((resolve) => {
+                  socket.on('error', () => undefined);
+                  socket.once('data', (d: Buffer) => {
+                    if (!d.toString('latin1').startsWith('HTTP/1.1 200 ')) failed++;
+                    resolve();
+                  });
+                  socket.write(request);
+                }),
+            ),
+          );
+          sockets.push(...batch);
+        }
+        const result = await steady(port, ca, 3000);
+        for (const socket of sockets) socket.destroy();
+        return { sent: result.sent + 1000, failed: result.failed + failed };
+      },
+    },
+  ];
+  console.log(`\nMemory benchmark: each scenario against a fresh serve with NODE_OPTIONS="${imageNodeOptions()}"; peak RSS is VmHWM`);
+  const rows: (string | number)[][] = [['scenario', 'peak RSS MB', 'well-formed reviews', 'failed']];
+  let worst = 0;
+  let failures = 0;
+  const only = new RegExp(process.env['BENCH_ONLY'] ?? '');
+  for (const [i, scenario] of scenarios.entries()) {
+    if (!only.test(scenario.name)) continue;
+    const server = await startOurs(s, `memory-${i}`);
+    const result = await scenario.run(server.port, s.ca);
+    const peak = peakRssMb(server.child.pid as number);
+    worst = Math.max(worst, peak);
+    failures += result.failed;
+    rows.push([scenario.name, peak, result.sent, result.failed]);
+    await stopChild(server.child);
+  }
+  console.log(table(rows));
+  console.log(`worst peak RSS ${worst} MB (target <= 160), failed well-formed reviews ${failures} (target 0)`);
+  removeTempDir(s.dir);
 }
 
 async function endToEndBenchmark(): Promise<void> {
@@ -243,10 +380,15 @@ async function endToEndBenchmark(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`machine: ${(await import('node:os')).cpus().length} cores, ${Math.round((await import('node:os')).totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-  await serverBenchmark();
-  if (process.argv.includes('--server-only')) return;
-  await endToEndBenchmark();
+  const mode = process.argv[2] ?? 'all';
+  if (!['all', 'server', 'memory', 'e2e'].includes(mode)) {
+    console.error(`bench: unknown mode ${JSON.stringify(mode)}; one of server, memory, e2e (none: server then e2e)`);
+    process.exit(2);
+  }
+  console.log(`machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  if (mode === 'all' || mode === 'server') await serverBenchmark();
+  if (mode === 'memory') await memoryBenchmark();
+  if (mode === 'all' || mode === 'e2e') await endToEndBenchmark();
 }
 
 main().catch((err: unknown) => {

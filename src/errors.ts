@@ -30,6 +30,8 @@ export const ErrorCode = {
   CERTIFICATE: { code: 'LBP_CERTIFICATE', status: 500 },
   /** The Kubernetes API refused or failed a request (audit). */
   KUBERNETES_API: { code: 'LBP_KUBERNETES_API', status: 502 },
+  /** The client closed the connection before its answer; counted apart, never as a refusal. */
+  CLIENT_GONE: { code: 'LBP_CLIENT_GONE', status: 400 },
   /** Anything not foreseen; a bug if it ever shows. */
   INTERNAL: { code: 'LBP_INTERNAL', status: 500 },
 } as const;

@@ -19,14 +19,19 @@ import { ErrorCode, WebhookError } from '../errors.js';
 import { buildHealthApp } from '../http/health.js';
 import { buildWebhookApp } from '../http/app.js';
 import { WebhookMetrics } from '../http/metrics.js';
+import { RequestGate, TLS_SERVER_OPTIONS } from '../http/server.js';
 import { loadPolicyFile } from '../policy/load.js';
 import { CertificateSource, checkTlsMaterial, PolicySource, type TlsMaterial } from '../runtime/reload.js';
 import { watchFiles } from '../runtime/watch.js';
 import { durationFlag, integerFlag, parseFlags, requireString } from './args.js';
 import type { Io } from './main.js';
 
+/** CLOSE_IDLE_AGE_MS: when stopping, a connection without a request is closed once it is this old. */
+const CLOSE_IDLE_AGE_MS = 1000;
 /** LOG_FLUSH_MS bounds how long a log line may wait in the buffer. */
 const LOG_FLUSH_MS = 250;
+/** LOG_BUFFER_BYTES: log lines are written in batches of this size (about twenty-five review lines), or every LOG_FLUSH_MS; below sonic-boom's 16 KiB maximum write. */
+const LOG_BUFFER_BYTES = 8 * 1024;
 
 /** readTlsMaterial reads a certificate and key and checks that the key belongs to the certificate. */
 export async function readTlsMaterial(certPath: string, keyPath: string, source = `${certPath} with key ${keyPath}`): Promise<TlsMaterial> {
@@ -81,7 +86,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   // On the real stdout, log lines are buffered up to 4 KiB and written asynchronously, and the
   // buffer is flushed every LOG_FLUSH_MS and at exit: one write per ten-odd review lines under
   // load instead of one each, and no line waits longer than that when traffic is low.
-  const buffered = io.stdout === process.stdout ? pino.destination({ dest: 1, sync: false, minLength: 4096 }) : undefined;
+  const buffered = io.stdout === process.stdout ? pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES }) : undefined;
   const destination = buffered ?? (io.stdout as NodeJS.WritableStream & pino.DestinationStream);
   const flushTimer = buffered === undefined ? undefined : setInterval(() => buffered.flush(), LOG_FLUSH_MS).unref();
   const logger = pino({ level: env.logLevel, base: { app: 'lb-probe-webhook' } }, destination);
@@ -90,14 +95,10 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
 
   const policy = new PolicySource(initialPolicy, policyPath, logger, metrics);
   let state: 'starting' | 'serving' | 'stopping' = 'starting';
-  const webhook = buildWebhookApp({
-    policy: () => policy.current(),
-    logger,
-    metrics,
-    https: { https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' } },
-  });
+  const gate = new RequestGate();
+  const webhook = buildWebhookApp({ policy: () => policy.current(), logger, metrics, tls, gate });
   const health = buildHealthApp({ logger, ready: () => (state === 'serving' ? undefined : state), metrics: metrics.registry });
-  const certificate = new CertificateSource(tlsSource, (m) => (webhook.server as unknown as TlsServer).setSecureContext({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2' }), logger, metrics);
+  const certificate = new CertificateSource(tlsSource, (m) => (webhook.server as unknown as TlsServer).setSecureContext({ ...TLS_SERVER_OPTIONS, cert: m.cert, key: m.key }), logger, metrics);
 
   try {
     await health.listen({ port: healthPort, host });
@@ -107,10 +108,10 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     clearInterval(flushTimer);
     throw new WebhookError(ErrorCode.LISTEN, `cannot listen: ${(err as Error).message}`, { cause: err });
   }
-  const onReadError = (what: string) => (err: unknown) => logger.warn({ err: (err as Error).message }, `cannot read the ${what}; keeping the one in use`);
+  // A file that cannot be read is a failed reload too: counted where operators alert, once per episode (watch.ts).
   const watches = [
-    await watchFiles({ paths: [policyPath], intervalMs: reloadMs, onChange: ([text]) => void policy.update(text ?? ''), onError: onReadError('policy') }),
-    await watchFiles({ paths: [certPath, keyPath], intervalMs: reloadMs, onChange: ([cert, key]) => void certificate.update(cert ?? '', key ?? ''), onError: onReadError('certificate') }),
+    await watchFiles({ paths: [policyPath], intervalMs: reloadMs, onChange: ([text]) => void policy.update(text ?? ''), onError: (err) => policy.unreadable(err) }),
+    await watchFiles({ paths: [certPath, keyPath], intervalMs: reloadMs, onChange: ([cert, key]) => void certificate.update(cert ?? '', key ?? ''), onError: (err) => certificate.unreadable(err) }),
   ];
   state = 'serving';
   logger.info(
@@ -130,12 +131,22 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   state = 'stopping';
   logger.info({ signal, delayMs, graceMs }, 'stopping: /readyz fails now; reviews are still answered while endpoints drain');
   for (const watch of watches) watch.stop();
+  // Every answer from now on says Connection: close, so keep-alive clients reconnect (to another
+  // replica once the endpoints have drained) instead of reusing a connection about to be closed.
+  gate.drain();
   await sleep(delayMs);
   const forced = setTimeout(() => {
     logger.warn('shutdown grace period over: closing the connections still open');
     webhook.server.closeAllConnections();
   }, graceMs);
-  await webhook.close();
+  const closed = webhook.close();
+  // Not accepting any more: close every connection with no request being answered (idle after an
+  // answer at once; one in the TLS handshake or still sending headers once it is a second old);
+  // the others close after their answer, which says Connection: close.
+  logger.info({ open: gate.closeIdle(CLOSE_IDLE_AGE_MS), inFlight: gate.inFlight }, 'stopped accepting connections');
+  const sweep = setInterval(() => gate.closeIdle(CLOSE_IDLE_AGE_MS), CLOSE_IDLE_AGE_MS / 4);
+  await closed;
+  clearInterval(sweep);
   clearTimeout(forced);
   await health.close();
   logger.info('stopped');

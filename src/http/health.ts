@@ -6,6 +6,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { healthServerFactory } from './server.js';
 
 /** HealthAppOptions configures buildHealthApp. */
 export interface HealthAppOptions {
@@ -16,9 +17,17 @@ export interface HealthAppOptions {
   readonly metrics?: Registry;
 }
 
-/** buildHealthApp builds the health server; it never listens. */
+/** HEALTH_BODY_LIMIT: the health port serves only GETs; a body is read (and refused) up to this size. */
+const HEALTH_BODY_LIMIT = 16 * 1024;
+
+/** buildHealthApp builds the health server; it never listens. Its server has the webhook port's timeouts (server.ts). */
 export function buildHealthApp(options: HealthAppOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: options.logger, logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance;
+  const app = Fastify({
+    loggerInstance: options.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: HEALTH_BODY_LIMIT,
+    serverFactory: healthServerFactory(),
+  }) as unknown as FastifyInstance;
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const reason = options.ready();

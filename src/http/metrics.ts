@@ -4,6 +4,7 @@
  * with the one prefix `lb_probe_webhook_`.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RequestGate } from './server.js';
 
 /** METRIC_PREFIX starts every metric name. */
 export const METRIC_PREFIX = 'lb_probe_webhook_';
@@ -57,9 +58,34 @@ export class WebhookMetrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
-  private readonly inFlight = new Gauge({
+  // The gate's own counters, read when scraped: nothing on the hot path.
+  private gate: RequestGate | undefined;
+  private readonly inFlight: Gauge = new Gauge({
     name: `${METRIC_PREFIX}requests_in_flight`,
-    help: 'Requests on the webhook port being handled now.',
+    help: 'Requests on the webhook port received and not yet answered or aborted.',
+    registers: [this.registry],
+    collect: (): void => void this.inFlight.set(this.gate?.inFlight ?? 0),
+  });
+  private readonly waiting: Gauge = new Gauge({
+    name: `${METRIC_PREFIX}requests_waiting`,
+    help: 'Requests whose body waits for room in the body budget (TCP backpressure meanwhile).',
+    registers: [this.registry],
+    collect: (): void => void this.waiting.set(this.gate?.waiting ?? 0),
+  });
+  private readonly bodyBytes: Gauge = new Gauge({
+    name: `${METRIC_PREFIX}request_body_budget_bytes_in_use`,
+    help: 'Bytes of request bodies in work now, by budget (small, large).',
+    labelNames: ['budget'],
+    registers: [this.registry],
+    collect: (): void => {
+      const bytes = this.gate?.bodyBytes ?? { small: 0, large: 0 };
+      this.bodyBytes.set({ budget: 'small' }, bytes.small);
+      this.bodyBytes.set({ budget: 'large' }, bytes.large);
+    },
+  });
+  private readonly abortedRequests = new Counter({
+    name: `${METRIC_PREFIX}requests_aborted_total`,
+    help: 'Requests whose client closed the connection before the answer (not refusals).',
     registers: [this.registry],
   });
   private readonly policyReloads = new Counter({
@@ -88,14 +114,14 @@ export class WebhookMetrics {
     }
   }
 
-  /** requestStarted counts a request in flight; call requestFinished once for each. */
-  requestStarted(): void {
-    this.inFlight.inc();
+  /** observeGate makes the in-flight, waiting and body-budget gauges report the gate's counts. */
+  observeGate(gate: RequestGate): void {
+    this.gate = gate;
   }
 
-  /** requestFinished ends a request counted by requestStarted. */
-  requestFinished(): void {
-    this.inFlight.dec();
+  /** aborted records a request whose client hung up before its answer. */
+  aborted(): void {
+    this.abortedRequests.inc();
   }
 
   /** review records one answered review. */

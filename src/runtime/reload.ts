@@ -46,6 +46,12 @@ export class PolicySource {
     return this.policy;
   }
 
+  /** unreadable records a policy file that cannot be read: a failed reload; the policy in force stays. */
+  unreadable(err: unknown): void {
+    this.metrics.policyReload('failure');
+    this.logger.error({ code: ErrorCode.POLICY_INVALID.code, err: describeError(err) }, 'cannot read the policy file; the last good policy keeps serving');
+  }
+
   /** update validates new policy text; it takes effect only when valid, and returns whether it did. */
   update(text: string): boolean {
     try {
@@ -69,6 +75,12 @@ export class CertificateSource {
     private readonly logger: Logger,
     private readonly metrics: WebhookMetrics,
   ) {}
+
+  /** unreadable records a certificate or key file that cannot be read: a failed reload; the certificate in use stays. */
+  unreadable(err: unknown): void {
+    this.metrics.certificateReload('failure');
+    this.logger.error({ code: ErrorCode.CERTIFICATE.code, err: describeError(err) }, 'cannot read the certificate or key; the certificate in use keeps serving');
+  }
 
   /** update checks a certificate and key; it applies them only when they parse and belong together, and returns whether it did. */
   update(cert: string, key: string): boolean {

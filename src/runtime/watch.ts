@@ -17,7 +17,7 @@ export interface WatchOptions {
   readonly intervalMs: number;
   /** onChange receives the new contents, in the order of paths, whenever any of them changed. */
   readonly onChange: (contents: readonly string[]) => void | Promise<void>;
-  /** onError receives read errors (a file missing for a moment during a swap, for example). */
+  /** onError receives read errors (a file deleted, or unreadable), once per episode: again only after a successful read. */
   readonly onError: (err: unknown) => void;
 }
 
@@ -36,17 +36,23 @@ export async function watchFiles(options: WatchOptions): Promise<FileWatch> {
   const read = () => Promise.all(options.paths.map((p) => readFile(p, 'utf8')));
   let last = digest(await read());
   let busy = false;
+  let failing = false;
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
     read()
       .then(async (contents) => {
+        failing = false;
         const current = digest(contents);
         if (current === last) return;
         last = current;
         await options.onChange(contents);
       })
-      .catch(options.onError)
+      .catch((err: unknown) => {
+        if (failing) return;
+        failing = true;
+        options.onError(err);
+      })
       .finally(() => {
         busy = false;
       });

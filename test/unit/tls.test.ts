@@ -22,7 +22,7 @@ beforeAll(async () => {
   app = buildWebhookApp({
     policy: () => policy({ provider: 'azure' }),
     logger: pino({ level: 'silent' }),
-    https: { https: { cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) } },
+    tls: { cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) },
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
