@@ -50,7 +50,7 @@ run: node_modules ## Start the webhook locally with the default policy and gener
 	$(NPM) start
 
 .PHONY: demo
-demo: node_modules ## Real control plane + webhook + opt-in overlay + an Istio Gateway; Ctrl-C cleans up
+demo: node_modules ## Real control plane + webhook + opt-in overlay + the real istiod + an Istio Gateway; Ctrl-C cleans up
 	$(NPM) run demo
 
 .PHONY: image

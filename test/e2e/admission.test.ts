@@ -8,7 +8,10 @@ const TCP_PROBES = { [`${AZ}port_80_health-probe_protocol`]: 'tcp', [`${AZ}port_
 const k = cluster();
 let webhook: RunningWebhook;
 
-/** istioService is the Istio-generated Service fixture, renamed into a namespace. */
+/**
+ * istioService is the Istio-generated Service fixture, renamed into a namespace. istio.test.ts
+ * checks the fixture's shape against the Service the real istiod generates.
+ */
 function istioService(namespace: string, name: string): Record<string, any> {
   const service = fixture('istio-gateway-service.yaml') as Record<string, any>;
   service.metadata = { ...service.metadata, name, namespace };
@@ -94,6 +97,12 @@ describe('with the opt-in overlay registered', () => {
     expect(stderr).toContain('over the cap of 8');
   });
 
+  // This imitates istiod's reconcile: server-side apply with force as istio.io/gateway-controller.
+  // istio.test.ts runs the real istiod (annotations kept across its reconciles and restarts, the
+  // Service's resourceVersion still over 10 idle seconds). What only this imitation checks: the
+  // exact number of webhook calls for two known writes (istiod decides itself how often it
+  // re-applies), for a Service whose probe keys the applier does not send (istiod sends the ones
+  // it copies from the Gateway).
   it('Re-applied by a second field manager with server-side apply and force, the Service keeps the annotations and the webhook is not called in a loop.', async () => {
     const service = istioService('optin-on', 'ssa-istio');
     const istio = ['--server-side', '--force-conflicts', '--field-manager=istio.io/gateway-controller'];
