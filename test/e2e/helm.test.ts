@@ -1,4 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parsePolicy } from '../../src/policy/parse.js';
@@ -11,6 +14,7 @@ const AZ = 'service.beta.kubernetes.io/';
 const k = cluster();
 let helm: Helm;
 let home: string;
+let rulecheck: string;
 
 /** Rendering is one way to install: the namespace selection, the certificate source, monitoring. */
 interface Rendering {
@@ -45,6 +49,7 @@ async function run(result: Promise<{ code: number | null; stdout: string; stderr
 
 beforeAll(async () => {
   const tools = ensureHelm();
+  rulecheck = tools.rulecheck;
   home = tempDir('lbp-helm-');
   helm = helmRunner(tools.helm, inject('controlPlane').kubeconfig, home);
   // The CRDs of the chart's optional objects, so the API server can validate those objects too.
@@ -117,6 +122,33 @@ function expectServingPair(secret: K8sObject, host: string): void {
   expect(cert.checkPrivateKey(createPrivateKey(pem('tls.key')))).toBe(true);
   expect(cert.checkHost(host)).toBe(host);
 }
+
+describe('the alerts', () => {
+  it.each([
+    ['the kustomize component', () => Promise.resolve(kustomizeRender(k.binDir, 'opt-in', ['monitoring']))],
+    ['the chart with other thresholds', () =>
+      helmTemplate(helm, home, 'lbp', 'monitoring', {
+        monitoring: { prometheusRule: { enabled: true, certificateExpiryDays: 14, errorRatio: 0.2, latencyP99Seconds: 0.25 } },
+      })],
+  ])('of %s load in Prometheus, each with a summary that says what to do.', async (_name, render) => {
+    const rule = (await render()).find((o) => o.kind === 'PrometheusRule');
+    const file = join(home, `rules-${Date.now()}.yaml`);
+    writeFileSync(file, stringify(rule?.spec));
+    const checked = spawnSync(rulecheck, [file], { encoding: 'utf8' });
+    console.log(`rulecheck: ${checked.stdout.trim()}${checked.stderr.trim()}`);
+    expect(checked.stderr).toBe('');
+    expect(checked.status).toBe(0);
+    const rules = (rule?.spec.groups as { rules: K8sObject[] }[]).flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert as string)).toEqual([
+      'LbProbeWebhookCertificateExpiresSoon',
+      'LbProbeWebhookPolicyReloadFailed',
+      'LbProbeWebhookErrors',
+      'LbProbeWebhookNoReplicaReady',
+      'LbProbeWebhookSlowReviews',
+    ]);
+    for (const r of rules) expect(r.annotations.summary).toMatch(/: (renew|fix|find|check) /);
+  });
+});
 
 describe('the chart and the kustomize overlays', () => {
   it.each(RENDERINGS)('render the same objects for $mode, certManager $certManager, monitoring $monitoring.', async (r) => {

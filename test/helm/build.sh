@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # build.sh builds the helm CLI from the Go module proxy and fetches, from their Go modules, the
 # CRDs the chart's optional objects need: prometheus-operator's ServiceMonitor and PrometheusRule,
-# cert-manager's Issuer and Certificate. Each is cached per version outside the repository.
+# cert-manager's Issuer and Certificate. It also builds rulecheck (test/helm/rulecheck), which
+# loads alert rules with Prometheus's own rule loader. Each is cached per version outside the
+# repository.
 #
-# Usage: build.sh            builds what is missing, then prints HELM=..., PROMETHEUS_CRDS=...
-#                            and CERT_MANAGER_CRDS=...
-#        build.sh --print    prints those three lines only
+# Usage: build.sh            builds what is missing, then prints HELM=..., PROMETHEUS_CRDS=...,
+#                            CERT_MANAGER_CRDS=... and RULECHECK=...
+#        build.sh --print    prints those lines only
 #
 # Concurrent runs are safe: the work happens under an flock on the cache directory, into
 # .tmp directories that are moved into place only when complete.
@@ -14,12 +16,19 @@ set -euo pipefail
 HELM_VERSION="${HELM_VERSION:-v4.3.1}"
 PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.19.1}"
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.305.0}"   # the one prometheus-operator v0.85.0 requires
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/lb-probe-webhook"
 HELM_DIR="$CACHE_ROOT/helm/$HELM_VERSION"
 CRD_DIR="$CACHE_ROOT/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/crds"
 CM_CRD_DIR="$CACHE_ROOT/cert-manager/$CERT_MANAGER_VERSION/crds"
+RULECHECK_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rulecheck/main.go"
+# Keyed by the Prometheus version and the source's content, so an edit of main.go rebuilds it.
+RULECHECK_DIR="$CACHE_ROOT/rulecheck/prometheus-$PROMETHEUS_VERSION-$(sha256sum "$RULECHECK_SRC" | cut -c1-12)"
 
-print() { printf 'HELM=%s\nPROMETHEUS_CRDS=%s\nCERT_MANAGER_CRDS=%s\n' "$HELM_DIR/bin/helm" "$CRD_DIR" "$CM_CRD_DIR"; }
+print() {
+  printf 'HELM=%s\nPROMETHEUS_CRDS=%s\nCERT_MANAGER_CRDS=%s\nRULECHECK=%s\n' \
+    "$HELM_DIR/bin/helm" "$CRD_DIR" "$CM_CRD_DIR" "$RULECHECK_DIR/bin/rulecheck"
+}
 log() { echo "helm: $*" >&2; }
 
 if [[ "${1:-}" == "--print" ]]; then
@@ -30,7 +39,8 @@ fi
 ready() {
   [[ -x "$HELM_DIR/bin/helm" && -f "$CRD_DIR/monitoring.coreos.com_servicemonitors.yaml" \
     && -f "$CRD_DIR/monitoring.coreos.com_prometheusrules.yaml" \
-    && -f "$CM_CRD_DIR/cert-manager.io_certificates.yaml" ]]
+    && -f "$CM_CRD_DIR/cert-manager.io_certificates.yaml" \
+    && -x "$RULECHECK_DIR/bin/rulecheck" ]]
 }
 if ready; then
   log "cached helm and CRDs"
@@ -90,6 +100,20 @@ if [[ ! -x "$HELM_DIR/bin/helm" ]]; then
   GOBIN="$HELM_DIR.tmp/bin" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   rm -rf "$HELM_DIR" && mv "$HELM_DIR.tmp" "$HELM_DIR"
   log "built helm in $(( $(date +%s) - start ))s: $HELM_DIR/bin/helm"
+fi
+
+# rulecheck ---------------------------------------------------------------------------------
+if [[ ! -x "$RULECHECK_DIR/bin/rulecheck" ]]; then
+  start=$(date +%s)
+  rm -rf "$RULECHECK_DIR.tmp" && mkdir -p "$RULECHECK_DIR.tmp/src" "$RULECHECK_DIR.tmp/bin"
+  trap 'rm -rf "$RULECHECK_DIR.tmp" "$HELM_DIR.tmp"' EXIT
+  cp "$RULECHECK_SRC" "$RULECHECK_DIR.tmp/src/main.go"
+  printf 'module lb-probe-webhook.test/rulecheck\n\ngo 1.24.0\n\nrequire github.com/prometheus/prometheus %s\n' \
+    "$PROMETHEUS_VERSION" > "$RULECHECK_DIR.tmp/src/go.mod"
+  log "building rulecheck against Prometheus $PROMETHEUS_VERSION"
+  (cd "$RULECHECK_DIR.tmp/src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o ../bin/rulecheck .)
+  rm -rf "$RULECHECK_DIR" && mv "$RULECHECK_DIR.tmp" "$RULECHECK_DIR"
+  log "built rulecheck in $(( $(date +%s) - start ))s"
 fi
 
 print

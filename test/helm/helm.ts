@@ -16,11 +16,12 @@ const BUILD_SCRIPT = join(ROOT, 'test/helm/build.sh');
 /** CHART is the chart's directory. */
 export const CHART = join(ROOT, 'charts/lb-probe-webhook');
 
-/** HelmTools are what build.sh made: the helm binary and the CRD directories. */
+/** HelmTools are what build.sh made: the helm binary, the CRD directories and rulecheck (Prometheus's rule loader). */
 export interface HelmTools {
   readonly helm: string;
   readonly prometheusCrds: string;
   readonly certManagerCrds: string;
+  readonly rulecheck: string;
 }
 
 /** ensureHelm builds helm and fetches the CRDs when they are missing (cached afterwards) and returns their paths. */
@@ -32,7 +33,7 @@ export function ensureHelm(): HelmTools {
     if (!match?.[1]) throw new Error(`test/helm/build.sh printed no ${key}`);
     return match[1];
   };
-  return { helm: value('HELM'), prometheusCrds: value('PROMETHEUS_CRDS'), certManagerCrds: value('CERT_MANAGER_CRDS') };
+  return { helm: value('HELM'), prometheusCrds: value('PROMETHEUS_CRDS'), certManagerCrds: value('CERT_MANAGER_CRDS'), rulecheck: value('RULECHECK') };
 }
 
 /** RunResult is a finished process's exit code and output. */
