@@ -125,14 +125,20 @@ function stripLabels(value: unknown): unknown {
 /**
  * normalise makes a rendering comparable: the labels only Helm adds are dropped (also from
  * selectors), the ConfigMap's kustomize name hash is removed, and certificate material is
- * dropped (the chart generates it; kustomize leaves it to cert-manager or the user). The
- * policy stays as text; compare it parsed.
+ * dropped (the chart generates it; kustomize leaves it to cert-manager or the user), and the
+ * whitespace of matchConditions expressions is collapsed. The policy stays as text; compare it
+ * parsed.
  */
 export function normalise(objects: readonly K8sObject[]): K8sObject[] {
   const text = JSON.stringify(objects.map(stripLabels)).replace(/"(lb-probe-webhook-policy)-[a-z0-9]{10}"/g, '"$1"');
   const out = JSON.parse(text) as K8sObject[];
   for (const object of out) {
-    if (object.kind === 'MutatingWebhookConfiguration') for (const webhook of object.webhooks) delete webhook.clientConfig.caBundle;
+    if (object.kind !== 'MutatingWebhookConfiguration') continue;
+    for (const webhook of object.webhooks) {
+      delete webhook.clientConfig.caBundle;
+      // CEL ignores whitespace; kustomize re-serialises the folded YAML scalar with an extra line break.
+      for (const condition of webhook.matchConditions ?? []) condition.expression = (condition.expression as string).replace(/\s+/g, ' ');
+    }
   }
   return out.sort((a, b) => key(a).localeCompare(key(b)));
 }
