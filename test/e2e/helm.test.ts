@@ -65,7 +65,7 @@ afterAll(() => {
 });
 
 describe('helm lint', () => {
-  it.each(RENDERINGS)('passes with --strict for $mode, certManager $certManager, monitoring $monitoring.', async (r) => {
+  it.each(RENDERINGS)('passes with --strict (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
     const result = await helm(['lint', '--strict', CHART, '-f', valuesFile(home, `lint-${r.mode}-${r.certManager}`, chartValues(r))]);
     console.log(`helm lint --strict (${describeRendering(r)}):\n${result.stdout.trim()}`);
     expect(result.stderr).toBe('');
@@ -79,7 +79,7 @@ describe('helm template', () => {
     await ensureNamespace(k.kubectl, 'lbp-render');
   });
 
-  it.each(RENDERINGS)('renders objects that the API server accepts in a server-side dry-run apply: $mode, certManager $certManager, monitoring $monitoring.', async (r) => {
+  it.each(RENDERINGS)('renders objects that the API server accepts in a server-side dry-run apply (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
     const objects = await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', chartValues(r));
     const applied = await run(
       k.kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=lbp-helm-test', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects })),
@@ -100,6 +100,29 @@ describe('helm template', () => {
     const config = objects.find((o) => o.kind === 'MutatingWebhookConfiguration');
     expect(config?.webhooks[0].clientConfig.caBundle).toBe(secret?.data['ca.crt']);
     expectServingPair(secret!, 'lb-probe-webhook.lbp-render.svc');
+  });
+
+  it('puts the scheduling, image and disruption values into the objects, which the API server accepts.', async () => {
+    const objects = await helmTemplate(helm, home, 'lbp-pods', 'lbp-render', {
+      replicaCount: 3,
+      image: { repository: 'registry.example/lbp', tag: '1.2.3', pullPolicy: 'Always' },
+      priorityClassName: 'system-cluster-critical',
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'infra', effect: 'NoSchedule' }],
+      resources: { requests: { cpu: '100m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+      podDisruptionBudget: { minAvailable: '50%' },
+      topologySpread: [{ maxSkew: 2, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' }],
+    });
+    await run(k.kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects })), 'dry-run apply');
+    const deployment = objects.find((o) => o.kind === 'Deployment');
+    const pod = deployment?.spec.template.spec;
+    expect(deployment?.spec.replicas).toBe(3);
+    expect(pod.containers[0]).toMatchObject({ image: 'registry.example/lbp:1.2.3', imagePullPolicy: 'Always', resources: { limits: { memory: '256Mi' } } });
+    expect(pod).toMatchObject({ priorityClassName: 'system-cluster-critical', nodeSelector: { 'kubernetes.io/os': 'linux' }, tolerations: [{ key: 'dedicated' }] });
+    expect(pod.topologySpreadConstraints).toEqual([
+      { maxSkew: 2, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: deployment?.spec.selector.matchLabels } },
+    ]);
+    expect(objects.find((o) => o.kind === 'PodDisruptionBudget')?.spec.minAvailable).toBe('50%');
   });
 
   it('with a development URL, points the webhook configuration at it with the given caBundle.', async () => {
@@ -151,7 +174,7 @@ describe('the alerts', () => {
 });
 
 describe('the chart and the kustomize overlays', () => {
-  it.each(RENDERINGS)('render the same objects for $mode, certManager $certManager, monitoring $monitoring.', async (r) => {
+  it.each(RENDERINGS)('render the same objects (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
     const chart = normalise(await helmTemplate(helm, home, 'lb-probe-webhook', 'lb-probe-webhook', chartValues(r)));
     const kustomize = normalise(kustomizeRender(k.binDir, r.mode, [...(r.certManager ? ['cert-manager'] : []), ...(r.monitoring ? ['monitoring'] : [])]));
     // Only the chart can make the serving certificate itself; with kustomize the user (or cert-manager) does.
