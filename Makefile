@@ -41,6 +41,18 @@ verify: lint test ## Everything CI checks, and the linter
 controlplane: ## Build (or reuse) kube-apiserver, kubectl and etcd for the tests
 	bash test/e2e/controlplane/build.sh
 
+.PHONY: helm
+helm: ## Build (or reuse) the helm CLI and the prometheus-operator and cert-manager CRDs for the tests
+	bash test/helm/build.sh
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint --strict the chart in charts/lb-probe-webhook
+	"$$(bash test/helm/build.sh --print | sed -n 's/^HELM=//p')" lint --strict charts/lb-probe-webhook
+
+.PHONY: chart
+chart: helm ## Package the chart into dist/ (lb-probe-webhook-VERSION.tgz)
+	"$$(bash test/helm/build.sh --print | sed -n 's/^HELM=//p')" package charts/lb-probe-webhook --destination dist
+
 .PHONY: certs
 certs: build ## Generate a CA and a localhost serving certificate in certs/
 	node_modules/.bin/node dist/cli/main.js certs --out certs --dns localhost --ip 127.0.0.1

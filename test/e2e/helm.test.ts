@@ -1,0 +1,301 @@
+import { spawnSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { parsePolicy } from '../../src/policy/parse.js';
+import { removeTempDir, tempDir } from './controlplane/controlplane.js';
+import { cluster } from './cluster.js';
+import { ensureNamespace, probeService, startWebhook, waitUntilMutating, type RunningWebhook } from './webhook.js';
+import { CHART, ensureHelm, helmRunner, helmTemplate, key, kustomizeRender, normalise, valuesFile, type Helm, type K8sObject } from '../helm/helm.js';
+
+const AZ = 'service.beta.kubernetes.io/';
+const k = cluster();
+let helm: Helm;
+let home: string;
+let rulecheck: string;
+
+/** Rendering is one way to install: the namespace selection, the certificate source, monitoring. */
+interface Rendering {
+  readonly mode: 'opt-in' | 'cluster-wide';
+  readonly certManager: boolean;
+  readonly monitoring: boolean;
+}
+
+const RENDERINGS: readonly Rendering[] = [
+  { mode: 'opt-in', certManager: false, monitoring: false },
+  { mode: 'cluster-wide', certManager: false, monitoring: true },
+  { mode: 'opt-in', certManager: true, monitoring: true },
+  { mode: 'cluster-wide', certManager: true, monitoring: false },
+];
+const describeRendering = (r: Rendering) =>
+  `${r.mode}, ${r.certManager ? 'cert-manager' : 'chart-generated certificate'}, ${r.monitoring ? 'with' : 'without'} monitoring`;
+
+function chartValues(r: Rendering): Record<string, unknown> {
+  return {
+    mode: r.mode,
+    certManager: { enabled: r.certManager },
+    namespace: { create: true },
+    monitoring: { serviceMonitor: { enabled: r.monitoring }, prometheusRule: { enabled: r.monitoring } },
+  };
+}
+
+async function run(result: Promise<{ code: number | null; stdout: string; stderr: string }>, what: string): Promise<string> {
+  const out = await result;
+  if (out.code !== 0) throw new Error(`${what}: exit ${out.code}: ${out.stderr}`);
+  return out.stdout;
+}
+
+beforeAll(async () => {
+  const tools = ensureHelm();
+  rulecheck = tools.rulecheck;
+  home = tempDir('lbp-helm-');
+  helm = helmRunner(tools.helm, inject('controlPlane').kubeconfig, home);
+  // The CRDs of the chart's optional objects, so the API server can validate those objects too.
+  for (const dir of [tools.prometheusCrds, tools.certManagerCrds]) await run(k.kubectl(['apply', '--server-side', '-f', dir]), `CRDs in ${dir}`);
+  await run(
+    k.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com',
+      'crd/certificates.cert-manager.io', 'crd/issuers.cert-manager.io']),
+    'waiting for the CRDs',
+  );
+});
+afterAll(() => {
+  if (home) removeTempDir(home);
+});
+
+describe('helm lint', () => {
+  it.each(RENDERINGS)('passes with --strict (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
+    const result = await helm(['lint', '--strict', CHART, '-f', valuesFile(home, `lint-${r.mode}-${r.certManager}`, chartValues(r))]);
+    console.log(`helm lint --strict (${describeRendering(r)}):\n${result.stdout.trim()}`);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    expect(result.code).toBe(0);
+  });
+});
+
+describe('helm template', () => {
+  beforeAll(async () => {
+    await ensureNamespace(k.kubectl, 'lbp-render');
+  });
+
+  it.each(RENDERINGS)('renders objects that the API server accepts in a server-side dry-run apply (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
+    const objects = await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', chartValues(r));
+    const applied = await run(
+      k.kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=lbp-helm-test', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects })),
+      'dry-run apply',
+    );
+    const lines = applied.trim().split('\n');
+    console.log(`dry-run (${describeRendering(r)}): ${lines.length} of ${objects.length} objects accepted\n  ${lines.join('\n  ')}`);
+    expect(lines).toHaveLength(objects.length);
+    for (const line of lines) expect(line).toMatch(/ serverside-applied \(server dry run\)$/);
+    const kinds = objects.map((o) => o.kind as string);
+    expect(kinds.filter((kind) => ['ServiceMonitor', 'PrometheusRule'].includes(kind)).length).toBe(r.monitoring ? 2 : 0);
+    expect(kinds.filter((kind) => ['Certificate', 'Issuer'].includes(kind)).length).toBe(r.certManager ? 4 : 0);
+  });
+
+  it('renders, without cert-manager, a Secret whose CA is the caBundle and has signed the serving certificate for the Service name.', async () => {
+    const objects = await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', chartValues(RENDERINGS[0]!));
+    const secret = objects.find((o) => o.kind === 'Secret');
+    const config = objects.find((o) => o.kind === 'MutatingWebhookConfiguration');
+    expect(config?.webhooks[0].clientConfig.caBundle).toBe(secret?.data['ca.crt']);
+    expectServingPair(secret!, 'lb-probe-webhook.lbp-render.svc');
+  });
+
+  it('puts the scheduling, image and disruption values into the objects, which the API server accepts.', async () => {
+    const objects = await helmTemplate(helm, home, 'lbp-pods', 'lbp-render', {
+      replicaCount: 3,
+      image: { repository: 'registry.example/lbp', tag: '1.2.3', pullPolicy: 'Always' },
+      priorityClassName: 'system-cluster-critical',
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'infra', effect: 'NoSchedule' }],
+      resources: { requests: { cpu: '100m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+      podDisruptionBudget: { minAvailable: '50%' },
+      topologySpread: [{ maxSkew: 2, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' }],
+    });
+    await run(k.kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects })), 'dry-run apply');
+    const deployment = objects.find((o) => o.kind === 'Deployment');
+    const pod = deployment?.spec.template.spec;
+    expect(deployment?.spec.replicas).toBe(3);
+    expect(pod.containers[0]).toMatchObject({ image: 'registry.example/lbp:1.2.3', imagePullPolicy: 'Always', resources: { limits: { memory: '256Mi' } } });
+    expect(pod).toMatchObject({ priorityClassName: 'system-cluster-critical', nodeSelector: { 'kubernetes.io/os': 'linux' }, tolerations: [{ key: 'dedicated' }] });
+    expect(pod.topologySpreadConstraints).toEqual([
+      { maxSkew: 2, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: deployment?.spec.selector.matchLabels } },
+    ]);
+    expect(objects.find((o) => o.kind === 'PodDisruptionBudget')?.spec.minAvailable).toBe('50%');
+  });
+
+  it('with a development URL, points the webhook configuration at it with the given caBundle.', async () => {
+    const objects = await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', {
+      webhook: { url: 'https://127.0.0.1:9443/mutate', caBundle: Buffer.from('CA').toString('base64') },
+    });
+    const config = objects.find((o) => o.kind === 'MutatingWebhookConfiguration');
+    expect(config?.webhooks[0].clientConfig).toEqual({ url: 'https://127.0.0.1:9443/mutate', caBundle: Buffer.from('CA').toString('base64') });
+  });
+});
+
+/** expectServingPair checks a kubernetes.io/tls Secret: ca.crt signed tls.crt, tls.key belongs to it, and it names host. */
+function expectServingPair(secret: K8sObject, host: string): void {
+  const pem = (name: string) => Buffer.from(secret.data[name] as string, 'base64');
+  const ca = new X509Certificate(pem('ca.crt'));
+  const cert = new X509Certificate(pem('tls.crt'));
+  expect(ca.ca).toBe(true);
+  expect(cert.verify(ca.publicKey)).toBe(true);
+  expect(cert.checkIssued(ca)).toBe(true);
+  expect(cert.checkPrivateKey(createPrivateKey(pem('tls.key')))).toBe(true);
+  expect(cert.checkHost(host)).toBe(host);
+}
+
+describe('the alerts', () => {
+  it.each([
+    ['the kustomize component', () => Promise.resolve(kustomizeRender(k.binDir, 'opt-in', ['monitoring']))],
+    ['the chart with other thresholds', () =>
+      helmTemplate(helm, home, 'lbp', 'monitoring', {
+        monitoring: { prometheusRule: { enabled: true, certificateExpiryDays: 14, errorRatio: 0.2, latencyP99Seconds: 0.25 } },
+      })],
+  ])('of %s load in Prometheus, each with a summary that says what to do.', async (_name, render) => {
+    const rule = (await render()).find((o) => o.kind === 'PrometheusRule');
+    const file = join(home, `rules-${Date.now()}.yaml`);
+    writeFileSync(file, stringify(rule?.spec));
+    const checked = spawnSync(rulecheck, [file], { encoding: 'utf8' });
+    console.log(`rulecheck: ${checked.stdout.trim()}${checked.stderr.trim()}`);
+    expect(checked.stderr).toBe('');
+    expect(checked.status).toBe(0);
+    const rules = (rule?.spec.groups as { rules: K8sObject[] }[]).flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert as string)).toEqual([
+      'LbProbeWebhookCertificateExpiresSoon',
+      'LbProbeWebhookPolicyReloadFailed',
+      'LbProbeWebhookErrors',
+      'LbProbeWebhookNoReplicaReady',
+      'LbProbeWebhookSlowReviews',
+    ]);
+    for (const r of rules) expect(r.annotations.summary).toMatch(/: (renew|fix|find|check) /);
+  });
+});
+
+describe('the chart and the kustomize overlays', () => {
+  it.each(RENDERINGS)('render the same objects (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
+    const chart = normalise(await helmTemplate(helm, home, 'lb-probe-webhook', 'lb-probe-webhook', chartValues(r)));
+    const kustomize = normalise(kustomizeRender(k.binDir, r.mode, [...(r.certManager ? ['cert-manager'] : []), ...(r.monitoring ? ['monitoring'] : [])]));
+    // Only the chart can make the serving certificate itself; with kustomize the user (or cert-manager) does.
+    const extra = r.certManager ? [] : ['Secret/lb-probe-webhook/lb-probe-webhook-tls'];
+    expect(chart.map(key)).toEqual([...kustomize.map(key), ...extra].sort());
+    const policyOf = (objects: K8sObject[]) => parsePolicy(objects.find((o) => o.kind === 'ConfigMap')?.data['policy.yaml'] as string);
+    expect(policyOf(chart)).toEqual(policyOf(kustomize));
+    const comparable = (objects: K8sObject[]) =>
+      objects.filter((o) => !extra.includes(key(o))).map((o) => (o.kind === 'ConfigMap' ? { ...o, data: undefined } : o));
+    expect(comparable(chart)).toEqual(comparable(kustomize));
+  });
+});
+
+describe('helm install', () => {
+  it.each([
+    [{ policy: { provider: 'gce' } }, "at '/policy/provider'"],
+    [{ policy: { probe: 'http' } }, "at '/policy/probe'"],
+    [{ policy: { readiness: { port: 'Status_Port' } } }, "at '/policy/readiness/port'"],
+    [{ mode: 'everywhere' }, "at '/mode'"],
+  ])('refuses %j with the schema message naming the field, and installs nothing.', async (values, field) => {
+    const result = await helm(['install', 'lbp-bad', CHART, '--namespace', 'lbp-render', '-f', valuesFile(home, 'bad', values)]);
+    console.log(`helm install with ${JSON.stringify(values)}: exit ${result.code}\n${result.stderr.trim()}`);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("values don't meet the specifications of the schema");
+    expect(result.stderr).toContain(field);
+    expect((await helm(['status', 'lbp-bad', '--namespace', 'lbp-render'])).code).not.toBe(0);
+    expect(await k.get('mutatingwebhookconfiguration', 'lbp-bad-lb-probe-webhook')).toBeUndefined();
+  });
+
+  it.each([
+    ['provider custom without templates', { provider: 'custom' }],
+    ['custom templates with provider azure', { provider: 'azure', custom: { tcp: { perPort: { 'example.com/p-{port}': 'tcp' } } } }],
+    ['an unknown policy key', { provider: 'azure', probes: 'tcp' }],
+    ['a rule without a probe', { provider: 'azure', rules: [{ match: { namespaces: ['a'] } }] }],
+    ['maxInfrastructureAnnotations over 16', { provider: 'azure', gateway: { maxInfrastructureAnnotations: 17 } }],
+    ['a path without its slash', { provider: 'azure', readiness: { path: 'healthz' } }],
+  ])('refuses, like the webhook, a policy with %s.', async (_name, policy) => {
+    expect(() => parsePolicy(stringify(policy))).toThrow();
+    const result = await helm(['template', 'lbp-bad', CHART, '-f', valuesFile(home, 'bad-policy', { policy })]);
+    expect(result.stderr).toContain("values don't meet the specifications of the schema");
+    expect(result.code).not.toBe(0);
+  });
+
+  it.each([
+    ['provider custom with a template', { provider: 'custom', custom: { readiness: { perService: { 'example.com/probe': '{readinessPath}' } } } }],
+    ['rules by namespace and label', { provider: 'aws', probe: 'readiness', readiness: { port: 15021 }, rules: [{ match: { namespaces: ['team-*'], labels: { a: 'b' } }, probe: 'none' }] }],
+    ['AWS target type ip', { provider: 'aws', aws: { defaultTargetType: 'ip' } }],
+  ])('accepts a valid policy with %s.', async (_name, policy) => {
+    const result = await helm(['template', 'lbp-good', CHART, '-f', valuesFile(home, 'good-policy', { policy })]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    if (!('aws' in policy)) expect(() => parsePolicy(stringify(policy))).not.toThrow();
+  });
+});
+
+describe('helm install on the control plane, then a Service in a selected namespace', () => {
+  const release = 'lbp';
+  const namespace = 'lbp-helm';
+  const fullname = 'lbp-lb-probe-webhook';
+  let webhook: RunningWebhook | undefined;
+  let installedSecret: K8sObject;
+
+  const secret = async () => (await k.get('secret', `${fullname}-tls`, namespace))!;
+  const webhookConfig = async () => (await k.get('mutatingwebhookconfiguration', fullname))!;
+
+  beforeAll(async () => {
+    await ensureNamespace(k.kubectl, namespace);
+    await ensureNamespace(k.kubectl, 'lbp-helm-apps', { 'lb-probe-webhook/enabled': 'true' });
+    await ensureNamespace(k.kubectl, 'lbp-helm-other');
+  });
+  afterAll(async () => {
+    await helm(['uninstall', release, '--namespace', namespace]);
+    await webhook?.stop();
+  });
+
+  it('installs the chart, with a generated serving certificate that the caBundle verifies.', async () => {
+    const out = await run(helm(['install', release, CHART, '--namespace', namespace]), 'helm install');
+    console.log(`helm install ${release}:\n${out.trim()}`);
+    expect(out).toContain('STATUS: deployed');
+    expect(out).toContain(`kubectl -n ${namespace} rollout status deployment/${fullname}`);
+    installedSecret = await secret();
+    expectServingPair(installedSecret, `${fullname}.${namespace}.svc`);
+    expect((await webhookConfig()).webhooks[0].clientConfig).toMatchObject({ caBundle: installedSecret.data['ca.crt'], service: { name: fullname, namespace } });
+  });
+
+  it('upgrades to a development URL for a webhook process on this machine, keeping the certificate.', async () => {
+    const policy = (await k.get('configmap', `${fullname}-policy`, namespace))?.data['policy.yaml'] as string;
+    expect(parse(policy)).toMatchObject({ provider: 'azure', probe: 'tcp' });
+    webhook = await startWebhook(policy);
+    const out = await run(
+      helm(['upgrade', release, CHART, '--namespace', namespace, '--reuse-values', '--set', `webhook.url=${webhook.url}`, '--set', `webhook.caBundle=${webhook.caBundle}`]),
+      'helm upgrade',
+    );
+    expect(out).toContain('REVISION: 2');
+    expect((await secret()).data).toEqual(installedSecret.data);
+    expect((await webhookConfig()).webhooks[0].clientConfig).toEqual({ url: webhook.url, caBundle: webhook.caBundle });
+  });
+
+  it("mutates a LoadBalancer Service created in a labelled namespace through the chart's webhook configuration.", async () => {
+    await waitUntilMutating(k.kubectl, 'lbp-helm-apps');
+    const { stderr } = await k.apply(probeService('istio-gateway', 'lbp-helm-apps'));
+    const stored = await k.get('service', 'istio-gateway', 'lbp-helm-apps');
+    console.log(`Service lbp-helm-apps/istio-gateway stored with annotations ${JSON.stringify(stored?.metadata.annotations)}\n${stderr.trim()}`);
+    expect(stored?.metadata.annotations).toMatchObject({ [`${AZ}port_80_health-probe_protocol`]: 'tcp' });
+    expect(stderr).toContain('Warning: lb-probe-webhook: Azure probes port 80 (http) over TCP');
+    expect((await webhook!.settledReviews('istio-gateway')).map((l) => l['decision'])).toEqual(['patched']);
+  });
+
+  it('leaves the same Service in a namespace without the label alone (mode opt-in).', async () => {
+    await k.apply(probeService('istio-gateway', 'lbp-helm-other'));
+    const stored = await k.get('service', 'istio-gateway', 'lbp-helm-other');
+    expect(Object.keys(stored?.metadata.annotations ?? {}).filter((a) => a.startsWith(AZ))).toEqual([]);
+    expect(await webhook!.settledReviews('istio-gateway')).toHaveLength(1);
+  });
+
+  it('upgrades back to the in-cluster Service with the same certificate, and the caBundle is its CA again.', async () => {
+    const out = await run(helm(['upgrade', release, CHART, '--namespace', namespace, '--reset-values']), 'helm upgrade');
+    expect(out).toContain('REVISION: 3');
+    const kept = await secret();
+    console.log(`after two upgrades the serving certificate is ${kept.data['tls.crt'] === installedSecret.data['tls.crt'] ? 'the same' : 'DIFFERENT'}`);
+    expect(kept.data).toEqual(installedSecret.data);
+    expect((await webhookConfig()).webhooks[0].clientConfig).toMatchObject({ caBundle: installedSecret.data['ca.crt'], service: { name: fullname } });
+  });
+});

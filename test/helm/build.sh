@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# build.sh builds the helm CLI from the Go module proxy and fetches, from their Go modules, the
+# CRDs the chart's optional objects need: prometheus-operator's ServiceMonitor and PrometheusRule,
+# cert-manager's Issuer and Certificate. It also builds rulecheck (test/helm/rulecheck), which
+# loads alert rules with Prometheus's own rule loader. Each is cached per version outside the
+# repository.
+#
+# Usage: build.sh            builds what is missing, then prints HELM=..., PROMETHEUS_CRDS=...,
+#                            CERT_MANAGER_CRDS=... and RULECHECK=...
+#        build.sh --print    prints those lines only
+#
+# Concurrent runs are safe: the work happens under an flock on the cache directory, into
+# .tmp directories that are moved into place only when complete.
+set -euo pipefail
+
+HELM_VERSION="${HELM_VERSION:-v4.3.1}"
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
+CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.19.1}"
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.305.0}"   # the one prometheus-operator v0.85.0 requires
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/lb-probe-webhook"
+HELM_DIR="$CACHE_ROOT/helm/$HELM_VERSION"
+CRD_DIR="$CACHE_ROOT/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/crds"
+CM_CRD_DIR="$CACHE_ROOT/cert-manager/$CERT_MANAGER_VERSION/crds"
+RULECHECK_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rulecheck/main.go"
+# Keyed by the Prometheus version and the source's content, so an edit of main.go rebuilds it.
+RULECHECK_DIR="$CACHE_ROOT/rulecheck/prometheus-$PROMETHEUS_VERSION-$(sha256sum "$RULECHECK_SRC" | cut -c1-12)"
+
+print() {
+  printf 'HELM=%s\nPROMETHEUS_CRDS=%s\nCERT_MANAGER_CRDS=%s\nRULECHECK=%s\n' \
+    "$HELM_DIR/bin/helm" "$CRD_DIR" "$CM_CRD_DIR" "$RULECHECK_DIR/bin/rulecheck"
+}
+log() { echo "helm: $*" >&2; }
+
+if [[ "${1:-}" == "--print" ]]; then
+  print
+  exit 0
+fi
+
+ready() {
+  [[ -x "$HELM_DIR/bin/helm" && -f "$CRD_DIR/monitoring.coreos.com_servicemonitors.yaml" \
+    && -f "$CRD_DIR/monitoring.coreos.com_prometheusrules.yaml" \
+    && -f "$CM_CRD_DIR/cert-manager.io_certificates.yaml" \
+    && -x "$RULECHECK_DIR/bin/rulecheck" ]]
+}
+if ready; then
+  log "cached helm and CRDs"
+  print
+  exit 0
+fi
+
+command -v go >/dev/null || { log "go is required to build helm"; exit 2; }
+command -v flock >/dev/null || { log "flock (util-linux) is required"; exit 2; }
+export GOTOOLCHAIN=local CGO_ENABLED=0
+unset GOFLAGS   # `go install module@version` builds the module as published; -mod=mod is refused there
+
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.helm.lock"
+flock 9
+if ready; then   # another run finished while this one waited
+  print
+  exit 0
+fi
+
+# prometheus-operator CRDs ------------------------------------------------------------------
+if [[ ! -f "$CRD_DIR/monitoring.coreos.com_prometheusrules.yaml" ]]; then
+  mkdir -p "$CACHE_ROOT/tmp"
+  dir=$(cd "$CACHE_ROOT/tmp" && go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  [[ -n "$dir" ]] || { log "could not download prometheus-operator $PROMETHEUS_OPERATOR_VERSION"; exit 1; }
+  rm -rf "$CRD_DIR.tmp" && mkdir -p "$CRD_DIR.tmp"
+  for kind in servicemonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$CRD_DIR.tmp/"
+  done
+  chmod u+w "$CRD_DIR.tmp"/*.yaml
+  rm -rf "$CRD_DIR" && mv "$CRD_DIR.tmp" "$CRD_DIR"
+  log "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs in $CRD_DIR"
+fi
+
+# cert-manager CRDs ---------------------------------------------------------------------------
+if [[ ! -f "$CM_CRD_DIR/cert-manager.io_certificates.yaml" ]]; then
+  mkdir -p "$CACHE_ROOT/tmp"
+  dir=$(cd "$CACHE_ROOT/tmp" && go mod download -json \
+    "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  [[ -n "$dir" ]] || { log "could not download cert-manager $CERT_MANAGER_VERSION"; exit 1; }
+  rm -rf "$CM_CRD_DIR.tmp" && mkdir -p "$CM_CRD_DIR.tmp"
+  cp "$dir/deploy/crds/cert-manager.io_issuers.yaml" "$dir/deploy/crds/cert-manager.io_certificates.yaml" "$CM_CRD_DIR.tmp/"
+  chmod u+w "$CM_CRD_DIR.tmp"/*.yaml
+  rm -rf "$CM_CRD_DIR" && mv "$CM_CRD_DIR.tmp" "$CM_CRD_DIR"
+  log "cert-manager $CERT_MANAGER_VERSION CRDs in $CM_CRD_DIR"
+fi
+
+# helm --------------------------------------------------------------------------------------
+if [[ ! -x "$HELM_DIR/bin/helm" ]]; then
+  start=$(date +%s)
+  rm -rf "$HELM_DIR.tmp" && mkdir -p "$HELM_DIR.tmp/bin"
+  trap 'rm -rf "$HELM_DIR.tmp"' EXIT
+  log "building helm $HELM_VERSION (first run on this machine: a few minutes)"
+  ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+  ldflags+=" -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+  GOBIN="$HELM_DIR.tmp/bin" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  rm -rf "$HELM_DIR" && mv "$HELM_DIR.tmp" "$HELM_DIR"
+  log "built helm in $(( $(date +%s) - start ))s: $HELM_DIR/bin/helm"
+fi
+
+# rulecheck ---------------------------------------------------------------------------------
+if [[ ! -x "$RULECHECK_DIR/bin/rulecheck" ]]; then
+  start=$(date +%s)
+  rm -rf "$RULECHECK_DIR.tmp" && mkdir -p "$RULECHECK_DIR.tmp/src" "$RULECHECK_DIR.tmp/bin"
+  trap 'rm -rf "$RULECHECK_DIR.tmp" "$HELM_DIR.tmp"' EXIT
+  cp "$RULECHECK_SRC" "$RULECHECK_DIR.tmp/src/main.go"
+  printf 'module lb-probe-webhook.test/rulecheck\n\ngo 1.24.0\n\nrequire github.com/prometheus/prometheus %s\n' \
+    "$PROMETHEUS_VERSION" > "$RULECHECK_DIR.tmp/src/go.mod"
+  log "building rulecheck against Prometheus $PROMETHEUS_VERSION"
+  (cd "$RULECHECK_DIR.tmp/src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o ../bin/rulecheck .)
+  rm -rf "$RULECHECK_DIR" && mv "$RULECHECK_DIR.tmp" "$RULECHECK_DIR"
+  log "built rulecheck in $(( $(date +%s) - start ))s"
+fi
+
+print
