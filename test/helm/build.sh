@@ -21,7 +21,7 @@ CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.19.1}"
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.305.0}"   # the one prometheus-operator v0.85.0 requires
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/lb-probe-webhook"
 HELM_DIR="$CACHE_ROOT/helm/$HELM_VERSION"
-HELM3_DIR="$CACHE_ROOT/helm/$HELM3_VERSION"
+HELM3_DIR="$CACHE_ROOT/helm/$HELM3_VERSION-k8s"   # -k8s: built with the Kubernetes version flags
 CRD_DIR="$CACHE_ROOT/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/crds"
 CM_CRD_DIR="$CACHE_ROOT/cert-manager/$CERT_MANAGER_VERSION/crds"
 RULECHECK_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rulecheck/main.go"
@@ -101,10 +101,22 @@ build_helm() {   # build_helm MAJOR VERSION DIR
   log "building helm $version (first run on this machine: several minutes)"
   local ldflags="-s -w -X helm.sh/helm/$major/internal/version.version=$version"
   ldflags+=" -X helm.sh/helm/$major/internal/version.gitTreeState=clean"
+  if [[ $major == v3 ]]; then
+    # Helm v3's Makefile sets the Kubernetes version `helm template` and `helm lint` assume from
+    # its client-go (v0.N.M gives 1.N); without it they assume 1.20.
+    local gomod minor
+    gomod=$(cd "$CACHE_ROOT/tmp" && go mod download -json "helm.sh/helm/v3@$version" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+    minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")
+    [[ -n "$minor" ]] || { log "no k8s.io/client-go in $gomod"; exit 1; }
+    for pkg in pkg/chartutil pkg/lint/rules; do
+      ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$minor"
+    done
+  fi
   GOBIN="$dir.tmp/bin" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/$major/cmd/helm@$version"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
   log "built helm $version in $(( $(date +%s) - start ))s: $dir/bin/helm"
 }
+mkdir -p "$CACHE_ROOT/tmp"
 trap 'rm -rf "$HELM_DIR.tmp" "$HELM3_DIR.tmp" "$RULECHECK_DIR.tmp"' EXIT
 build_helm v4 "$HELM_VERSION" "$HELM_DIR"
 build_helm v3 "$HELM3_VERSION" "$HELM3_DIR"
