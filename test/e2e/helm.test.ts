@@ -13,6 +13,7 @@ import { CHART, ensureHelm, helmRunner, helmTemplate, key, kustomizeRender, norm
 const AZ = 'service.beta.kubernetes.io/';
 const k = cluster();
 let helm: Helm;
+let helm3: Helm;
 let home: string;
 let rulecheck: string;
 
@@ -52,6 +53,7 @@ beforeAll(async () => {
   rulecheck = tools.rulecheck;
   home = tempDir('lbp-helm-');
   helm = helmRunner(tools.helm, inject('controlPlane').kubeconfig, home);
+  helm3 = helmRunner(tools.helm3, inject('controlPlane').kubeconfig, join(home, 'v3'));
   // The CRDs of the chart's optional objects, so the API server can validate those objects too.
   for (const dir of [tools.prometheusCrds, tools.certManagerCrds]) await run(k.kubectl(['apply', '--server-side', '-f', dir]), `CRDs in ${dir}`);
   await run(
@@ -297,5 +299,46 @@ describe('helm install on the control plane, then a Service in a selected namesp
     console.log(`after two upgrades the serving certificate is ${kept.data['tls.crt'] === installedSecret.data['tls.crt'] ? 'the same' : 'DIFFERENT'}`);
     expect(kept.data).toEqual(installedSecret.data);
     expect((await webhookConfig()).webhooks[0].clientConfig).toMatchObject({ caBundle: installedSecret.data['ca.crt'], service: { name: fullname } });
+  });
+});
+
+describe('with Helm v3', () => {
+  it('reports its version as v3.', async () => {
+    expect(await run(helm3(['version', '--short']), 'helm version')).toMatch(/^v3\./);
+  });
+
+  it.each(RENDERINGS)('lint --strict passes (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
+    const result = await helm3(['lint', '--strict', CHART, '-f', valuesFile(home, `lint3-${r.mode}-${r.certManager}`, chartValues(r))]);
+    expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    expect(result.code).toBe(0);
+  });
+
+  it.each(RENDERINGS)('template renders what Helm v4 renders (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
+    const v3 = normalise(await helmTemplate(helm3, home, 'lb-probe-webhook', 'lbp-render', chartValues(r)));
+    const v4 = normalise(await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', chartValues(r)));
+    const withoutKeys = (objects: K8sObject[]) => objects.map((o) => (o.kind === 'Secret' ? { ...o, data: Object.keys(o.data as object) } : o));
+    expect(withoutKeys(v3)).toEqual(withoutKeys(v4));
+  });
+
+  it('refuses a wrong provider at install with the schema message.', async () => {
+    const result = await helm3(['install', 'lbp-bad3', CHART, '--namespace', 'lbp-render', '--set', 'policy.provider=gce']);
+    console.log(`helm v3 install with policy.provider=gce: exit ${result.code}\n${result.stderr.trim()}`);
+    expect(result.stderr).toContain('/policy/provider');
+    expect(result.stderr).toMatch(/must be one of|value must be/);
+    expect(result.code).not.toBe(0);
+  });
+
+  it('installs, and an upgrade keeps the generated certificate.', async () => {
+    await ensureNamespace(k.kubectl, 'lbp-helm3');
+    try {
+      await run(helm3(['install', 'lbp3', CHART, '--namespace', 'lbp-helm3']), 'helm v3 install');
+      const before = (await k.get('secret', 'lbp3-lb-probe-webhook-tls', 'lbp-helm3'))?.data;
+      expectServingPair({ data: before }, 'lbp3-lb-probe-webhook.lbp-helm3.svc');
+      await run(helm3(['upgrade', 'lbp3', CHART, '--namespace', 'lbp-helm3', '--set', 'replicaCount=3']), 'helm v3 upgrade');
+      expect((await k.get('secret', 'lbp3-lb-probe-webhook-tls', 'lbp-helm3'))?.data).toEqual(before);
+      expect((await k.get('mutatingwebhookconfiguration', 'lbp3-lb-probe-webhook'))?.webhooks[0].clientConfig.caBundle).toBe(before?.['ca.crt']);
+    } finally {
+      await helm3(['uninstall', 'lbp3', '--namespace', 'lbp-helm3']);
+    }
   });
 });

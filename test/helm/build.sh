@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# build.sh builds the helm CLI from the Go module proxy and fetches, from their Go modules, the
+# build.sh builds the helm CLI (v4, and v3 for the compatibility check) from the Go module
+# proxy and fetches, from their Go modules, the
 # CRDs the chart's optional objects need: prometheus-operator's ServiceMonitor and PrometheusRule,
 # cert-manager's Issuer and Certificate. It also builds rulecheck (test/helm/rulecheck), which
 # loads alert rules with Prometheus's own rule loader. Each is cached per version outside the
 # repository.
 #
-# Usage: build.sh            builds what is missing, then prints HELM=..., PROMETHEUS_CRDS=...,
-#                            CERT_MANAGER_CRDS=... and RULECHECK=...
+# Usage: build.sh            builds what is missing, then prints HELM=..., HELM3=...,
+#                            PROMETHEUS_CRDS=..., CERT_MANAGER_CRDS=... and RULECHECK=...
 #        build.sh --print    prints those lines only
 #
 # Concurrent runs are safe: the work happens under an flock on the cache directory, into
@@ -14,11 +15,13 @@
 set -euo pipefail
 
 HELM_VERSION="${HELM_VERSION:-v4.3.1}"
+HELM3_VERSION="${HELM3_VERSION:-v3.22.0}"
 PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.19.1}"
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.305.0}"   # the one prometheus-operator v0.85.0 requires
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/lb-probe-webhook"
 HELM_DIR="$CACHE_ROOT/helm/$HELM_VERSION"
+HELM3_DIR="$CACHE_ROOT/helm/$HELM3_VERSION-k8s"   # -k8s: built with the Kubernetes version flags
 CRD_DIR="$CACHE_ROOT/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/crds"
 CM_CRD_DIR="$CACHE_ROOT/cert-manager/$CERT_MANAGER_VERSION/crds"
 RULECHECK_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rulecheck/main.go"
@@ -26,8 +29,8 @@ RULECHECK_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rulecheck/main.go"
 RULECHECK_DIR="$CACHE_ROOT/rulecheck/prometheus-$PROMETHEUS_VERSION-$(sha256sum "$RULECHECK_SRC" | cut -c1-12)"
 
 print() {
-  printf 'HELM=%s\nPROMETHEUS_CRDS=%s\nCERT_MANAGER_CRDS=%s\nRULECHECK=%s\n' \
-    "$HELM_DIR/bin/helm" "$CRD_DIR" "$CM_CRD_DIR" "$RULECHECK_DIR/bin/rulecheck"
+  printf 'HELM=%s\nHELM3=%s\nPROMETHEUS_CRDS=%s\nCERT_MANAGER_CRDS=%s\nRULECHECK=%s\n' \
+    "$HELM_DIR/bin/helm" "$HELM3_DIR/bin/helm" "$CRD_DIR" "$CM_CRD_DIR" "$RULECHECK_DIR/bin/rulecheck"
 }
 log() { echo "helm: $*" >&2; }
 
@@ -37,7 +40,7 @@ if [[ "${1:-}" == "--print" ]]; then
 fi
 
 ready() {
-  [[ -x "$HELM_DIR/bin/helm" && -f "$CRD_DIR/monitoring.coreos.com_servicemonitors.yaml" \
+  [[ -x "$HELM_DIR/bin/helm" && -x "$HELM3_DIR/bin/helm" && -f "$CRD_DIR/monitoring.coreos.com_servicemonitors.yaml" \
     && -f "$CRD_DIR/monitoring.coreos.com_prometheusrules.yaml" \
     && -f "$CM_CRD_DIR/cert-manager.io_certificates.yaml" \
     && -x "$RULECHECK_DIR/bin/rulecheck" ]]
@@ -89,24 +92,39 @@ if [[ ! -f "$CM_CRD_DIR/cert-manager.io_certificates.yaml" ]]; then
   log "cert-manager $CERT_MANAGER_VERSION CRDs in $CM_CRD_DIR"
 fi
 
-# helm --------------------------------------------------------------------------------------
-if [[ ! -x "$HELM_DIR/bin/helm" ]]; then
+# helm v4 and v3 -----------------------------------------------------------------------------
+build_helm() {   # build_helm MAJOR VERSION DIR
+  local major=$1 version=$2 dir=$3 start
+  [[ -x "$dir/bin/helm" ]] && return 0
   start=$(date +%s)
-  rm -rf "$HELM_DIR.tmp" && mkdir -p "$HELM_DIR.tmp/bin"
-  trap 'rm -rf "$HELM_DIR.tmp"' EXIT
-  log "building helm $HELM_VERSION (first run on this machine: a few minutes)"
-  ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
-  ldflags+=" -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
-  GOBIN="$HELM_DIR.tmp/bin" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
-  rm -rf "$HELM_DIR" && mv "$HELM_DIR.tmp" "$HELM_DIR"
-  log "built helm in $(( $(date +%s) - start ))s: $HELM_DIR/bin/helm"
-fi
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/bin"
+  log "building helm $version (first run on this machine: several minutes)"
+  local ldflags="-s -w -X helm.sh/helm/$major/internal/version.version=$version"
+  ldflags+=" -X helm.sh/helm/$major/internal/version.gitTreeState=clean"
+  if [[ $major == v3 ]]; then
+    # Helm v3's Makefile sets the Kubernetes version `helm template` and `helm lint` assume from
+    # its client-go (v0.N.M gives 1.N); without it they assume 1.20.
+    local gomod minor
+    gomod=$(cd "$CACHE_ROOT/tmp" && go mod download -json "helm.sh/helm/v3@$version" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+    minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")
+    [[ -n "$minor" ]] || { log "no k8s.io/client-go in $gomod"; exit 1; }
+    for pkg in pkg/chartutil pkg/lint/rules; do
+      ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$minor"
+    done
+  fi
+  GOBIN="$dir.tmp/bin" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/$major/cmd/helm@$version"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  log "built helm $version in $(( $(date +%s) - start ))s: $dir/bin/helm"
+}
+mkdir -p "$CACHE_ROOT/tmp"
+trap 'rm -rf "$HELM_DIR.tmp" "$HELM3_DIR.tmp" "$RULECHECK_DIR.tmp"' EXIT
+build_helm v4 "$HELM_VERSION" "$HELM_DIR"
+build_helm v3 "$HELM3_VERSION" "$HELM3_DIR"
 
 # rulecheck ---------------------------------------------------------------------------------
 if [[ ! -x "$RULECHECK_DIR/bin/rulecheck" ]]; then
   start=$(date +%s)
   rm -rf "$RULECHECK_DIR.tmp" && mkdir -p "$RULECHECK_DIR.tmp/src" "$RULECHECK_DIR.tmp/bin"
-  trap 'rm -rf "$RULECHECK_DIR.tmp" "$HELM_DIR.tmp"' EXIT
   cp "$RULECHECK_SRC" "$RULECHECK_DIR.tmp/src/main.go"
   printf 'module lb-probe-webhook.test/rulecheck\n\ngo 1.24.0\n\nrequire github.com/prometheus/prometheus %s\n' \
     "$PROMETHEUS_VERSION" > "$RULECHECK_DIR.tmp/src/go.mod"

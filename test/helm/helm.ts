@@ -19,6 +19,8 @@ export const CHART = join(ROOT, 'charts/lb-probe-webhook');
 /** HelmTools are what build.sh made: the helm binary, the CRD directories and rulecheck (Prometheus's rule loader). */
 export interface HelmTools {
   readonly helm: string;
+  /** helm3 is a Helm v3 build, for the compatibility checks. */
+  readonly helm3: string;
   readonly prometheusCrds: string;
   readonly certManagerCrds: string;
   readonly rulecheck: string;
@@ -33,7 +35,7 @@ export function ensureHelm(): HelmTools {
     if (!match?.[1]) throw new Error(`test/helm/build.sh printed no ${key}`);
     return match[1];
   };
-  return { helm: value('HELM'), prometheusCrds: value('PROMETHEUS_CRDS'), certManagerCrds: value('CERT_MANAGER_CRDS'), rulecheck: value('RULECHECK') };
+  return { helm: value('HELM'), helm3: value('HELM3'), prometheusCrds: value('PROMETHEUS_CRDS'), certManagerCrds: value('CERT_MANAGER_CRDS'), rulecheck: value('RULECHECK') };
 }
 
 /** RunResult is a finished process's exit code and output. */
