@@ -9,6 +9,7 @@ import { isPortName, isQualifiedName } from '../core/names.js';
 import { ErrorCode, WebhookError, yamlMessage } from '../errors.js';
 import { PROVIDER_NAMES } from '../providers/index.js';
 import { TEMPLATE_PLACEHOLDERS, fillTemplate } from '../providers/custom.js';
+import { AWS_TARGET_TYPES } from '../providers/aws.js';
 import {
   DEFAULT_POLICY,
   MAX_INFRASTRUCTURE_ANNOTATIONS,
@@ -262,7 +263,7 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     gateway: gatewayValue(root?.['gateway'], problems),
     azure: { hideStatusPort: booleanValue(azureSection?.['hideStatusPort'], ['azure', 'hideStatusPort'], false, problems) },
     aws: {
-      defaultTargetType: enumValue(awsSection?.['defaultTargetType'], ['aws', 'defaultTargetType'], ['instance', 'ip'], DEFAULT_POLICY.aws.defaultTargetType, problems),
+      defaultTargetType: enumValue(awsSection?.['defaultTargetType'], ['aws', 'defaultTargetType'], AWS_TARGET_TYPES, DEFAULT_POLICY.aws.defaultTargetType, problems),
     },
     custom: customValue(root?.['custom'], provider, problems),
     rules: rulesValue(root?.['rules'], problems),

@@ -3,6 +3,7 @@
  * parser in parse.ts validates a file into this shape.
  */
 import type { ProbeSetting, ReadinessEndpoint } from '../core/probe.js';
+import type { AwsTargetType } from '../providers/aws.js';
 
 /** Mode is `enforce` (patch) or `warn` (no patch; only warnings and logs of what would change). */
 export type Mode = 'enforce' | 'warn';
@@ -12,12 +13,6 @@ export type HandledKind = 'Service' | 'Gateway';
 
 /** AnnotationsTarget says where a Gateway's annotations go: auto, spec.infrastructure.annotations or metadata.annotations. */
 export type AnnotationsTarget = 'auto' | 'infrastructure' | 'metadata';
-
-/**
- * AwsTargetType is how the AWS Load Balancer Controller registers NLB targets: `instance` (node ports)
- * or `ip` (pod IPs). It is the controller's --default-target-type flag, which the webhook cannot see.
- */
-export type AwsTargetType = 'instance' | 'ip';
 
 /** CustomTemplates are the custom provider's annotation templates for one probe intent. */
 export interface CustomTemplates {

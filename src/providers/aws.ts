@@ -7,10 +7,19 @@
  */
 import type { LoadBalancerTarget, ServicePort } from '../core/target.js';
 import { findPort } from '../core/target.js';
-import type { AwsTargetType } from '../policy/schema.js';
 import { defaultProbeIsRight, result, type Provider, type ProviderResult } from './provider.js';
 
 const PREFIX = 'service.beta.kubernetes.io/aws-load-balancer-';
+
+/**
+ * AwsTargetType is how the AWS Load Balancer Controller registers NLB targets: `instance` (node ports)
+ * or `ip` (pod IPs). Without a Service annotation it is the controller's --default-target-type flag,
+ * which the webhook cannot see; the policy states it as aws.defaultTargetType.
+ */
+export type AwsTargetType = 'instance' | 'ip';
+
+/** AWS_TARGET_TYPES lists the valid aws.defaultTargetType values, the default (the controller's own) first. */
+export const AWS_TARGET_TYPES: readonly AwsTargetType[] = ['instance', 'ip'];
 
 /** AWS_LBC_CLASS is the loadBalancerClass that hands a Service to the AWS Load Balancer Controller. */
 export const AWS_LBC_CLASS = 'service.k8s.aws/nlb';

@@ -461,7 +461,7 @@ function resolve(service: JsonObject, ref: PortRef): number {
   return portOf(service, ref.targetPortOf)['targetPort'] as number;
 }
 
-/** trafficNodePorts are the node ports and target ports of the ports the cloud would probe with GET / (appProtocol http or https). */
+/** trafficPorts returns `traffic-port` and the node and target ports (as numbers and strings) of the ports a cloud would probe with GET / (appProtocol http or https). */
 function trafficPorts(service: JsonObject): Set<number | string> {
   const out = new Set<number | string>(['traffic-port']);
   for (const p of servicePorts(service)) {
