@@ -265,3 +265,18 @@ describe('with the webhook down (failurePolicy Ignore, as the manifests register
     expect(again.stdout).toMatch(/^nothing to change in \d+ objects\n$/);
   }, 120_000);
 });
+
+describe('with gateway.annotationsTarget: infrastructure', () => {
+  it('a Gateway relying on metadata.annotations gets an infrastructure map that carries them: its Service keeps azure-load-balancer-internal beside the probe', async () => {
+    await webhook?.stop();
+    webhook = await startWebhook(`${POLICY}gateway:\n  annotationsTarget: infrastructure\n`);
+    await registerWebhook(k.kubectl, k.binDir, 'opt-in', { url: webhook.url, caBundle: webhook.caBundle, name: registration ?? '' });
+    await waitUntilMutating(k.kubectl, TCP);
+
+    await k.apply(gateway('gateway-azure-internal.yaml', TCP, 'internal-infra'));
+    const expected = { [`${AZ}azure-load-balancer-internal`]: 'true', [`${AZ}port_80_health-probe_protocol`]: 'tcp' };
+    expect((await k.get('gateway', 'internal-infra', TCP))?.spec.infrastructure.annotations).toEqual(expected);
+    const service = await serviceOf(TCP, 'internal-infra', has(expected));
+    expect(azureAnnotations(service)).toEqual(expected);
+  });
+});
