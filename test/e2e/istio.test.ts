@@ -78,6 +78,15 @@ async function serviceOf(namespace: string, gatewayName: string, ready: (service
   );
 }
 
+/** reconciles counts istiod's log lines saying it applied a Gateway's resources (`gateway updated`, with the Gateway as namespace/name). */
+function reconciles(namespace: string, gatewayName: string): number {
+  if (istiod === undefined) return 0;
+  const ref = `gateway=${namespace}/${gatewayName}`;
+  return readFileSync(istiod.logFile, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('gateway updated') && line.includes(ref)).length;
+}
+
 const has = (expected: Record<string, string>) => (service: Json) => Object.entries(expected).every(([key, value]) => service.metadata.annotations?.[key] === value);
 
 /** idleResourceVersions reads the Services' resourceVersions, waits IDLE_MS, and reads them again. */
@@ -213,7 +222,13 @@ describe('istiod reconciles: the annotations come back and stay, with no fight o
   }, 120_000);
 
   it('istiod restarted: every Service still has its annotations, and none changes for 10 s', async () => {
+    const names = ['plain', 'infra', 'internal'];
+    const applied = names.map((name) => reconciles(TCP, name));
     await istiod?.restart();
+    // The restarted istiod re-applies every Gateway's resources; the checks start after it did.
+    const deadline = Date.now() + SERVICE_WAIT_MS;
+    while (names.some((name, i) => reconciles(TCP, name) <= (applied[i] ?? 0)) && Date.now() < deadline) await sleep(250);
+    expect(names.map((name, i) => reconciles(TCP, name) > (applied[i] ?? 0)), `istiod log (${istiod?.logFile}):\n${istiodLogTail()}`).toEqual([true, true, true]);
     const plain = await serviceOf(TCP, 'plain', has(TCP_PROBES));
     const infra = await serviceOf(TCP, 'infra', has({ [`${AZ}azure-dns-label-name`]: 'shop', [`${AZ}port_80_health-probe_protocol`]: 'tcp' }));
     const internal = await serviceOf(TCP, 'internal', has({ [`${AZ}azure-load-balancer-internal`]: 'true', [`${AZ}port_80_health-probe_protocol`]: 'tcp' }));
