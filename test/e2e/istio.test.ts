@@ -2,7 +2,8 @@
  * The webhook with the real istiod: pilot-discovery built from the istio.io/istio module
  * (test/e2e/istiod/build.sh) generates the Service of each Gateway of class istio, as in a cluster,
  * and the webhook is registered the way the manifests register it (the opt-in overlay,
- * failurePolicy Ignore). One istiod and one webhook serve every scenario of this file.
+ * failurePolicy Ignore). One istiod serves every scenario of this file, restarted once by the
+ * scenario about restarts; the webhook is stopped and started again only where a scenario needs it.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,7 +53,7 @@ function gateway(file: string, namespace: string, name: string): Json {
   return object;
 }
 
-/** probeAnnotations returns the Azure annotations of an object (the policy's and any a user set). */
+/** azureAnnotations returns the Azure annotations of an object (the policy's and any a user set). */
 function azureAnnotations(object: Json | undefined): Record<string, string> {
   return Object.fromEntries(Object.entries((object?.metadata?.annotations ?? {}) as Record<string, string>).filter(([key]) => key.startsWith(AZ)));
 }
@@ -97,7 +98,7 @@ async function idleResourceVersions(namespace: string, names: readonly string[])
   return { before, after: await read() };
 }
 
-/** ownersOf returns, per field manager of a Service, the annotation keys it owns. */
+/** annotationOwners returns, per field manager of a Service, the annotation keys it owns. */
 async function annotationOwners(namespace: string, name: string): Promise<Record<string, string[]>> {
   const result = await k.kubectl(['get', 'service', name, '-n', namespace, '-o', 'json', '--show-managed-fields']);
   const managed = (JSON.parse(result.stdout) as Json).metadata.managedFields as { manager: string; fieldsV1?: Json }[];
