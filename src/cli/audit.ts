@@ -83,6 +83,31 @@ async function listAll(api: KubernetesObjectApi, kind: HandledKind, namespace: s
   }
 }
 
+/** WHOLE_MAPS are the annotation maps audit writes into, as server-side apply names them in a conflict. */
+const WHOLE_MAPS = new Set(['.metadata.annotations', '.spec.infrastructure.annotations']);
+
+/**
+ * conflictsOnlyOnWholeMap tells whether a server-side apply was refused (409) only because another
+ * manager owns an annotation map as a whole, not any key in it. A manager that applies an empty
+ * map owns the map itself, and the first key anyone else applies conflicts with that: istiod does
+ * this for every Gateway with no annotations to copy (its kube-gateway template renders
+ * `annotations: {}`), so audit met it on exactly the Services it exists to fix. Forcing then
+ * replaces no value another manager set: none of the keys applied conflicted.
+ */
+function conflictsOnlyOnWholeMap(err: unknown): boolean {
+  if (!(err instanceof ApiException) || err.code !== 409) return false;
+  let status: unknown = err.body;
+  if (typeof status === 'string') {
+    try {
+      status = JSON.parse(status) as unknown;
+    } catch {
+      return false;
+    }
+  }
+  const causes = (status as { details?: { causes?: unknown } } | undefined)?.details?.causes;
+  return Array.isArray(causes) && causes.length > 0 && causes.every((c) => WHOLE_MAPS.has((c as { field?: unknown }).field as string));
+}
+
 /** runAudit lists what the policy would change; exit 0 when nothing, 1 when something (fixed with --fix: 0), 2 on error. */
 export async function runAudit(argv: readonly string[], io: Io): Promise<number> {
   const { values } = parseFlags(
@@ -140,14 +165,22 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
     for (const finding of findings) {
       const ref = `${finding.kind} ${finding.namespace}/${finding.name}`;
       const body = finding.apply as unknown as KubernetesObject;
+      const apply = (dryRun: boolean, force: boolean) => api.patch(body, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, force, PatchStrategy.ServerSideApply);
+      let force = policy.overwrite;
       try {
-        await api.patch(body, undefined, 'All', FIELD_MANAGER, policy.overwrite, PatchStrategy.ServerSideApply);
+        try {
+          await apply(true, force);
+        } catch (err: unknown) {
+          if (force || !conflictsOnlyOnWholeMap(err)) throw err;
+          force = true;
+          await apply(true, force);
+        }
       } catch (err: unknown) {
         failures.push(`${ref}: server-side dry run refused the change, nothing applied: ${describeError(apiError('apply', err, timeoutMs))}`);
         continue;
       }
       try {
-        await api.patch(body, undefined, undefined, FIELD_MANAGER, policy.overwrite, PatchStrategy.ServerSideApply);
+        await apply(false, force);
         fixed.add(finding);
       } catch (err: unknown) {
         failures.push(`${ref}: ${describeError(apiError('apply', err, timeoutMs))}`);

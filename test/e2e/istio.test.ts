@@ -2,7 +2,8 @@
  * The webhook with the real istiod: pilot-discovery built from the istio.io/istio module
  * (test/e2e/istiod/build.sh) generates the Service of each Gateway of class istio, as in a cluster,
  * and the webhook is registered the way the manifests register it (the opt-in overlay,
- * failurePolicy Ignore). One istiod and one webhook serve every scenario of this file.
+ * failurePolicy Ignore). One istiod serves every scenario of this file, restarted once by the
+ * scenario about restarts; the webhook is stopped and started again only where a scenario needs it.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,7 +53,7 @@ function gateway(file: string, namespace: string, name: string): Json {
   return object;
 }
 
-/** probeAnnotations returns the Azure annotations of an object (the policy's and any a user set). */
+/** azureAnnotations returns the Azure annotations of an object (the policy's and any a user set). */
 function azureAnnotations(object: Json | undefined): Record<string, string> {
   return Object.fromEntries(Object.entries((object?.metadata?.annotations ?? {}) as Record<string, string>).filter(([key]) => key.startsWith(AZ)));
 }
@@ -78,6 +79,15 @@ async function serviceOf(namespace: string, gatewayName: string, ready: (service
   );
 }
 
+/** reconciles counts istiod's log lines saying it applied a Gateway's resources (`gateway updated`, with the Gateway as namespace/name). */
+function reconciles(namespace: string, gatewayName: string): number {
+  if (istiod === undefined) return 0;
+  const ref = `gateway=${namespace}/${gatewayName}`;
+  return readFileSync(istiod.logFile, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('gateway updated') && line.includes(ref)).length;
+}
+
 const has = (expected: Record<string, string>) => (service: Json) => Object.entries(expected).every(([key, value]) => service.metadata.annotations?.[key] === value);
 
 /** idleResourceVersions reads the Services' resourceVersions, waits IDLE_MS, and reads them again. */
@@ -88,7 +98,7 @@ async function idleResourceVersions(namespace: string, names: readonly string[])
   return { before, after: await read() };
 }
 
-/** ownersOf returns, per field manager of a Service, the annotation keys it owns. */
+/** annotationOwners returns, per field manager of a Service, the annotation keys it owns. */
 async function annotationOwners(namespace: string, name: string): Promise<Record<string, string[]>> {
   const result = await k.kubectl(['get', 'service', name, '-n', namespace, '-o', 'json', '--show-managed-fields']);
   const managed = (JSON.parse(result.stdout) as Json).metadata.managedFields as { manager: string; fieldsV1?: Json }[];
@@ -213,7 +223,13 @@ describe('istiod reconciles: the annotations come back and stay, with no fight o
   }, 120_000);
 
   it('istiod restarted: every Service still has its annotations, and none changes for 10 s', async () => {
+    const names = ['plain', 'infra', 'internal'];
+    const applied = names.map((name) => reconciles(TCP, name));
     await istiod?.restart();
+    // The restarted istiod re-applies every Gateway's resources; the checks start after it did.
+    const deadline = Date.now() + SERVICE_WAIT_MS;
+    while (names.some((name, i) => reconciles(TCP, name) <= (applied[i] ?? 0)) && Date.now() < deadline) await sleep(250);
+    expect(names.map((name, i) => reconciles(TCP, name) > (applied[i] ?? 0)), `istiod log (${istiod?.logFile}):\n${istiodLogTail()}`).toEqual([true, true, true]);
     const plain = await serviceOf(TCP, 'plain', has(TCP_PROBES));
     const infra = await serviceOf(TCP, 'infra', has({ [`${AZ}azure-dns-label-name`]: 'shop', [`${AZ}port_80_health-probe_protocol`]: 'tcp' }));
     const internal = await serviceOf(TCP, 'internal', has({ [`${AZ}azure-load-balancer-internal`]: 'true', [`${AZ}port_80_health-probe_protocol`]: 'tcp' }));
@@ -249,7 +265,9 @@ describe('with the webhook down (failurePolicy Ignore, as the manifests register
 
     const fixed = await runCli(['audit', '--policy', policyFile, '--fix', '-n', DOWN], '', env);
     expect(fixed.code, fixed.stderr).toBe(0);
-    expect(fixed.stdout.trim().split('\n').at(-1)).toMatch(/^fixed (\d+) of \1 to change \(\d+ objects scanned\)$/);
+    // istiod applied `annotations: {}` to the Service (nothing to copy from the Gateway), so it owns
+    // the empty map as a whole; audit must still add its keys there, replacing nothing.
+    expect(fixed.stdout.trim().split('\n').at(-1)).toBe('fixed 2 of 2 to change (2 objects scanned)');
     expect(azureAnnotations(await k.get('gateway', 'down', DOWN))).toEqual(TCP_PROBES);
     await serviceOf(DOWN, 'down', has(TCP_PROBES));
     // istiod now applies the keys it copies from the Gateway: it must own them and keep the Service still.
@@ -262,4 +280,19 @@ describe('with the webhook down (failurePolicy Ignore, as the manifests register
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/^nothing to change in \d+ objects\n$/);
   }, 120_000);
+});
+
+describe('with gateway.annotationsTarget: infrastructure', () => {
+  it('a Gateway relying on metadata.annotations gets an infrastructure map that carries them: its Service keeps azure-load-balancer-internal beside the probe', async () => {
+    await webhook?.stop();
+    webhook = await startWebhook(`${POLICY}gateway:\n  annotationsTarget: infrastructure\n`);
+    await registerWebhook(k.kubectl, k.binDir, 'opt-in', { url: webhook.url, caBundle: webhook.caBundle, name: registration ?? '' });
+    await waitUntilMutating(k.kubectl, TCP);
+
+    await k.apply(gateway('gateway-azure-internal.yaml', TCP, 'internal-infra'));
+    const expected = { [`${AZ}azure-load-balancer-internal`]: 'true', [`${AZ}port_80_health-probe_protocol`]: 'tcp' };
+    expect((await k.get('gateway', 'internal-infra', TCP))?.spec.infrastructure.annotations).toEqual(expected);
+    const service = await serviceOf(TCP, 'internal-infra', has(expected));
+    expect(azureAnnotations(service)).toEqual(expected);
+  });
 });

@@ -12,8 +12,8 @@
 #
 # Why this version: the Go module proxy serves istio.io/istio only as this pseudo-version (what
 # @latest resolves to; a commit on the release-1.31 branch); tagged versions are refused.
-# Why a wrapper module: `go install pkg@version` would work too, but a module of our own keeps
-# the downloaded sources' location predictable for copying the template and CRDs.
+# A wrapper module of our own pins that version for the build; the template and CRDs are copied
+# from the same downloaded module, so the three always match.
 # Concurrent runs are safe: the build holds a lock, and the result is moved into place whole.
 set -euo pipefail
 
