@@ -135,6 +135,9 @@ function describeFailure(message: string): string {
   return yamlMessage(message);
 }
 
+/** MAX_PROBLEMS is how many problem lines an error lists. */
+const MAX_PROBLEMS = 50;
+
 interface Pending {
   readonly start: number;
   readonly rendered: string | undefined;
@@ -224,7 +227,9 @@ export function processManifests(sources: readonly ManifestSource[], policy: Pol
   }
   if (problems.length > 0) {
     const unique = [...new Set(problems)];
-    throw new WebhookError(ErrorCode.MANIFEST_INVALID, `${[...failed].join(', ')}: invalid input (${unique.length} ${unique.length === 1 ? 'problem' : 'problems'})`, { details: unique });
+    // A hostile file can hold a problem per line; the first MAX_PROBLEMS say enough.
+    const details = unique.length > MAX_PROBLEMS ? [...unique.slice(0, MAX_PROBLEMS), `... and ${unique.length - MAX_PROBLEMS} more`] : unique;
+    throw new WebhookError(ErrorCode.MANIFEST_INVALID, `${[...failed].join(', ')}: invalid input (${unique.length} ${unique.length === 1 ? 'problem' : 'problems'})`, { details });
   }
   return { output, reports };
 }

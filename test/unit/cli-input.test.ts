@@ -107,7 +107,7 @@ describe('every CLI error is one line naming the file or flag', () => {
     ['a directory as a manifest', ['check', '--policy', 'POLICY', 'DIR'], /lb-probe-webhook check: .*lbp-cli-input-\w+: cannot read: EISDIR/],
     ['a manifest under a regular file', ['check', '--policy', 'POLICY', 'FILE/x.yaml'], /regular-file\/x\.yaml: cannot read: ENOTDIR/],
     ['stdin given twice', ['render', '--policy', 'POLICY', '-', '-'], /`-` \(stdin\) may be given only once/],
-    ['a missing kubeconfig', ['audit', '--policy', 'POLICY', '--kubeconfig', 'FILE/none'], /^lb-probe-webhook audit: --kubeconfig .*regular-file\/none: cannot load: /],
+    ['a missing kubeconfig', ['audit', '--policy', 'POLICY', '--kubeconfig', 'FILE/none'], /^lb-probe-webhook audit: --kubeconfig .*regular-file\/none: cannot load the kubeconfig: /],
     ['a malformed request timeout', ['audit', '--policy', 'POLICY', '--request-timeout', 'soon'], /--request-timeout must be a duration like 500ms or 5s/],
     ['an unknown command', ['mutate'], /^lb-probe-webhook: unknown command "mutate"/],
   ])('%s is exit 2 with one line and no stack.', async (_name, args, message) => {
