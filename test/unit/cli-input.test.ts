@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixturePath } from '../helpers/fixtures.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, startCli, type CliResult } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-cli-input-'));
 const policy = join(tmp, 'policy.yaml');
@@ -116,6 +116,17 @@ describe('every CLI error is one line naming the file or flag', () => {
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(message);
+  });
+
+  it('a reader that goes away early (render | head) ends render quietly, without an EPIPE stack.', async () => {
+    const input = Array.from({ length: 5000 }, (_, i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c${i}\n`).join('---\n');
+    const child = startCli(['render', '--policy', policy]);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.once('data', () => child.stdout?.destroy());
+    child.stdin?.end(input);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
   });
 
   it('LOG_LEVEL=debug adds the stack, with the cause.', async () => {
