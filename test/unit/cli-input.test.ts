@@ -90,10 +90,10 @@ describe('render and check bound their input', () => {
     expectOneLineError(await runCli(['render', '--policy', bombPolicy], ''), new RegExp(`${bombPolicy}: too many aliases`));
   });
 
-  it('a policy file over 256 KiB is refused before it is parsed.', async () => {
+  it('a policy file over 64 KiB is refused before it is parsed.', async () => {
     const hugePolicy = join(tmp, 'huge-policy.yaml');
-    writeFileSync(hugePolicy, `provider: azure\n# ${'x'.repeat(300 * 1024)}\n`);
-    expectOneLineError(await runCli(['render', '--policy', hugePolicy], ''), new RegExp(`policy ${hugePolicy}: larger than 262144 bytes; not a policy file`));
+    writeFileSync(hugePolicy, `provider: azure\n# ${'x'.repeat(100 * 1024)}\n`);
+    expectOneLineError(await runCli(['render', '--policy', hugePolicy], ''), new RegExp(`policy ${hugePolicy}: larger than 65536 bytes; not a policy file`));
   });
 });
 
