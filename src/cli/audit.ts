@@ -133,7 +133,7 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
     if (values.kubeconfig !== undefined) kc.loadFromFile(values.kubeconfig);
     else kc.loadFromDefault();
   } catch (err: unknown) {
-    throw new WebhookError(ErrorCode.KUBERNETES_API, `${values.kubeconfig === undefined ? 'the kubeconfig' : `--kubeconfig ${values.kubeconfig}`}: cannot load: ${describeError(err).split('\n')[0]}`, { cause: err });
+    throw new WebhookError(ErrorCode.KUBERNETES_API, `${values.kubeconfig === undefined ? '' : `--kubeconfig ${values.kubeconfig}: `}cannot load the kubeconfig: ${describeError(err).split('\n')[0]}`, { cause: err });
   }
   if (kc.getCurrentCluster() === null) throw new WebhookError(ErrorCode.KUBERNETES_API, 'no cluster: set KUBECONFIG, pass --kubeconfig, or run in a pod');
   const api = AuditApi.make(kc, timeoutMs);

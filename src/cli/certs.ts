@@ -1,5 +1,6 @@
 /** The certs command: a CA and a serving certificate for the webhook, written atomically. */
-import { access, readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { checkCa } from '../certs/ca.js';
@@ -25,9 +26,12 @@ const MAX_PEM_BYTES = 1024 * 1024;
 
 async function readPem(path: string, flag: string): Promise<string> {
   try {
-    const text = await readFile(path, 'utf8');
-    if (text.length > MAX_PEM_BYTES) throw new WebhookError(ErrorCode.CERTIFICATE, `--${flag} ${path}: larger than ${MAX_PEM_BYTES} bytes; not a PEM file`);
-    return text;
+    // At most one byte past the bound is read, so even /dev/zero given by mistake ends at once.
+    const chunks: Buffer[] = [];
+    for await (const chunk of createReadStream(path, { start: 0, end: MAX_PEM_BYTES })) chunks.push(chunk as Buffer);
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length > MAX_PEM_BYTES) throw new WebhookError(ErrorCode.CERTIFICATE, `--${flag} ${path}: larger than ${MAX_PEM_BYTES} bytes; not a PEM file`);
+    return bytes.toString('utf8');
   } catch (err: unknown) {
     if (isWebhookError(err)) throw err;
     throw new WebhookError(ErrorCode.CERTIFICATE, `--${flag} ${path}: cannot read: ${systemErrorMessage(err)}`, { cause: err });

@@ -5,9 +5,10 @@ import { systemErrorMessage } from './failure.js';
 import type { Io } from './io.js';
 
 /**
- * DEFAULT_MAX_INPUT_BYTES bounds the total of render's and check's inputs: 64 MiB, many times the
- * largest rendered chart we know of. The CLI holds the text and its rendered copy in memory (one
- * document's parse tree at a time), about 4 times the input at peak; --max-input-bytes raises it.
+ * DEFAULT_MAX_INPUT_BYTES bounds the total of render's and check's inputs: 64 MiB, many times a
+ * large rendered chart. The CLI holds the text, its rendered copy and one report per object in
+ * memory (one document's parse tree at a time): check over 60 MiB of Services peaks at 570 MB.
+ * --max-input-bytes raises it.
  */
 export const DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024;
 

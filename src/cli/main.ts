@@ -21,7 +21,7 @@ Commands:
   check   --policy FILE [--max-input-bytes 64Mi] [--max-document-bytes 3Mi] [FILE...]
           Print each change the policy would make; exit 1 when there is any, 0 when none.
   audit   --policy FILE [--namespace NS] [-o table|json] [--fix] [--kubeconfig FILE]
-          [--request-timeout 30s] [--max-pages 1000]
+          [--request-timeout 30s] [--max-pages 100]
           List the Services and Gateways in the cluster that the policy would change; with --fix,
           apply exactly that (server-side apply, field manager lb-probe-webhook, after a dry run).
           Exit 1 when something would change.

@@ -73,9 +73,10 @@ describe('certs --ca-cert --ca-key (renewal under an existing CA)', () => {
     ['a key where the certificate is expected', 'KEY-AS-CERT', 'first', /--ca-cert .*first\/ca\.key: not a PEM certificate \(found RSA PRIVATE KEY\)$/],
     ['a directory where the certificate is expected', 'DIR', 'first', /--ca-cert .*: cannot read: EISDIR/],
     ['a missing key file', 'first', 'MISSING', /--ca-key .*missing\.key: cannot read: ENOENT/],
+    ['an endless file where the key is expected', 'first', 'ZERO', /--ca-key \/dev\/zero: larger than 1048576 bytes; not a PEM file$/],
   ])('%s is refused with exit 2, one line naming the file, and nothing written.', async (_name, certFrom, keyFrom, message) => {
     const certPath = certFrom === 'KEY-AS-CERT' ? (ca['first']?.key as string) : certFrom === 'DIR' ? tmp : (ca[certFrom]?.cert as string);
-    const keyPath = keyFrom === 'CERT-AS-KEY' ? (ca['first']?.cert as string) : keyFrom === 'MISSING' ? join(tmp, 'missing.key') : (ca[keyFrom]?.key as string);
+    const keyPath = keyFrom === 'CERT-AS-KEY' ? (ca['first']?.cert as string) : keyFrom === 'MISSING' ? join(tmp, 'missing.key') : keyFrom === 'ZERO' ? '/dev/zero' : (ca[keyFrom]?.key as string);
     // An existing certificate directory, as at renewal: a refusal must leave it exactly as it was.
     const out = join(tmp, `refused-${Math.random().toString(36).slice(2)}`);
     mkdirSync(out);

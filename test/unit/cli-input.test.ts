@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixturePath } from '../helpers/fixtures.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, startCli, type CliResult } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-cli-input-'));
 const policy = join(tmp, 'policy.yaml');
@@ -90,10 +90,10 @@ describe('render and check bound their input', () => {
     expectOneLineError(await runCli(['render', '--policy', bombPolicy], ''), new RegExp(`${bombPolicy}: too many aliases`));
   });
 
-  it('a policy file over 256 KiB is refused before it is parsed.', async () => {
+  it('a policy file over 64 KiB is refused before it is parsed.', async () => {
     const hugePolicy = join(tmp, 'huge-policy.yaml');
-    writeFileSync(hugePolicy, `provider: azure\n# ${'x'.repeat(300 * 1024)}\n`);
-    expectOneLineError(await runCli(['render', '--policy', hugePolicy], ''), new RegExp(`policy ${hugePolicy}: larger than 262144 bytes; not a policy file`));
+    writeFileSync(hugePolicy, `provider: azure\n# ${'x'.repeat(100 * 1024)}\n`);
+    expectOneLineError(await runCli(['render', '--policy', hugePolicy], ''), new RegExp(`policy ${hugePolicy}: larger than 65536 bytes; not a policy file`));
   });
 });
 
@@ -107,7 +107,7 @@ describe('every CLI error is one line naming the file or flag', () => {
     ['a directory as a manifest', ['check', '--policy', 'POLICY', 'DIR'], /lb-probe-webhook check: .*lbp-cli-input-\w+: cannot read: EISDIR/],
     ['a manifest under a regular file', ['check', '--policy', 'POLICY', 'FILE/x.yaml'], /regular-file\/x\.yaml: cannot read: ENOTDIR/],
     ['stdin given twice', ['render', '--policy', 'POLICY', '-', '-'], /`-` \(stdin\) may be given only once/],
-    ['a missing kubeconfig', ['audit', '--policy', 'POLICY', '--kubeconfig', 'FILE/none'], /^lb-probe-webhook audit: --kubeconfig .*regular-file\/none: cannot load: /],
+    ['a missing kubeconfig', ['audit', '--policy', 'POLICY', '--kubeconfig', 'FILE/none'], /^lb-probe-webhook audit: --kubeconfig .*regular-file\/none: cannot load the kubeconfig: /],
     ['a malformed request timeout', ['audit', '--policy', 'POLICY', '--request-timeout', 'soon'], /--request-timeout must be a duration like 500ms or 5s/],
     ['an unknown command', ['mutate'], /^lb-probe-webhook: unknown command "mutate"/],
   ])('%s is exit 2 with one line and no stack.', async (_name, args, message) => {
@@ -116,6 +116,17 @@ describe('every CLI error is one line naming the file or flag', () => {
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(message);
+  });
+
+  it('a reader that goes away early (render | head) ends render quietly, without an EPIPE stack.', async () => {
+    const input = Array.from({ length: 5000 }, (_, i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c${i}\n`).join('---\n');
+    const child = startCli(['render', '--policy', policy]);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.once('data', () => child.stdout?.destroy());
+    child.stdin?.end(input);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
   });
 
   it('LOG_LEVEL=debug adds the stack, with the cause.', async () => {

@@ -72,6 +72,19 @@ describe('processManifests', () => {
 });
 
 describe('processManifests on hostile YAML', () => {
+  it('lists the first 50 problems and counts the rest.', () => {
+    const attempt = () => processManifests([{ name: 'dups.yaml', text: 'a: 1\n'.repeat(200) }], azure);
+    expect(attempt).toThrow('dups.yaml: invalid input (199 problems)');
+    try {
+      attempt();
+    } catch (err: unknown) {
+      const details = (err as WebhookError).details;
+      expect(details).toHaveLength(51);
+      expect(details[0]).toBe('dups.yaml:2: Map keys must be unique ("a")');
+      expect(details[50]).toBe('... and 149 more');
+    }
+  });
+
   // Pieces that each stress one part of a YAML reader: anchors, aliases, merge keys, document markers, directives, deep flow nesting, tags, junk.
   const pieces = fc.constantFrom(
     '&a ', '*a', '&b [*a, *a, *a, *a]', '<<: *a', '<<: [*a, *b]', '---\n', '...\n', '%YAML 1.1\n', '[[[[[[[[', ']]]]', '{', '}', ': ', '- ',
