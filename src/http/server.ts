@@ -121,6 +121,8 @@ export class RequestGate {
   /** Connections that have answered a request and wait for the next, least recently used first. */
   private readonly idle = new Set<Socket>();
   private readonly openedAt = new WeakMap<Socket, number>();
+  /** Responses not yet closed, so that drain() can mark those already under way too. */
+  private readonly answering = new Set<ServerResponse>();
 
   constructor(options: BodyBudgetOptions = {}) {
     this.bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -146,6 +148,7 @@ export class RequestGate {
   /** drain makes every response from now on close its connection, so that clients reconnect elsewhere. */
   drain(): void {
     this.drainingNow = true;
+    for (const res of this.answering) if (!res.headersSent) res.setHeader('connection', 'close');
   }
 
   /**
@@ -193,10 +196,12 @@ export class RequestGate {
     if (busy !== undefined) this.connections.set(raw, busy + 1);
     this.idle.delete(raw);
     if (this.drainingNow) res.setHeader('connection', 'close');
+    this.answering.add(res);
     let release: Release | undefined;
     let cancel: (() => void) | undefined;
     res.once('close', () => {
       this.inFlightCount--;
+      this.answering.delete(res);
       const count = this.connections.get(raw);
       if (count !== undefined) {
         this.connections.set(raw, count - 1);
