@@ -126,11 +126,25 @@ export class WebhookMetrics {
 
   /** review records one answered review. */
   review(event: ReviewEvent): void {
-    this.child(this.reviews, event.kind, event.operation, event.decision).inc();
-    this.child(this.duration, event.kind).observe(event.durationMs / 1000);
-    if (event.patched) this.child(this.patches, event.kind).inc();
-    if (event.warnings > 0) this.child(this.warnings, event.kind).inc(event.warnings);
+    // One lookup per review: the children of every metric for this kind, operation and decision.
+    const key = `${event.kind}\0${event.operation}\0${event.decision}`;
+    let set = this.reviewChildren.get(key);
+    if (set === undefined) {
+      set = {
+        reviews: this.child(this.reviews, event.kind, event.operation, event.decision),
+        duration: this.child(this.duration, event.kind),
+        patches: this.child(this.patches, event.kind),
+        warnings: this.child(this.warnings, event.kind),
+      };
+      this.reviewChildren.set(key, set);
+    }
+    set.reviews.inc();
+    set.duration.observe(event.durationMs / 1000);
+    if (event.patched) set.patches.inc();
+    if (event.warnings > 0) set.warnings.inc(event.warnings);
   }
+
+  private readonly reviewChildren = new Map<string, Record<'reviews' | 'duration' | 'patches' | 'warnings', { inc(n?: number): void; observe(v: number): void }>>();
 
   // Labelled children are looked up once per label set: prom-client would hash the labels on every call.
   private readonly children = new Map<string, { inc(n?: number): void; observe(v: number): void }>();

@@ -90,9 +90,9 @@ export const SMALL_BODY = 256 * 1024;
  */
 export const DEFAULT_SMALL_BUDGET = 8 * 1024 * 1024;
 /**
- * DEFAULT_LARGE_BUDGET bounds the bytes of large bodies in work at once: one review of the maximum
- * size, or a few smaller ones. Deciding a review holds several times its size in parsed objects,
- * the patch and the answer; see the README's memory budget for the measurements.
+ * DEFAULT_LARGE_BUDGET is the room for large bodies: each takes all of it, so one large review is
+ * in work at a time. Deciding a review holds several times its size in parsed objects, the patch
+ * and the answer; see the README's memory budget for the measurements.
  */
 export const DEFAULT_LARGE_BUDGET = DEFAULT_BODY_LIMIT;
 
@@ -121,6 +121,8 @@ export class RequestGate {
   /** Connections that have answered a request and wait for the next, least recently used first. */
   private readonly idle = new Set<Socket>();
   private readonly openedAt = new WeakMap<Socket, number>();
+  /** Responses not yet closed, so that drain() can mark those already under way too. */
+  private readonly answering = new Set<ServerResponse>();
 
   constructor(options: BodyBudgetOptions = {}) {
     this.bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -146,6 +148,7 @@ export class RequestGate {
   /** drain makes every response from now on close its connection, so that clients reconnect elsewhere. */
   drain(): void {
     this.drainingNow = true;
+    for (const res of this.answering) if (!res.headersSent) res.setHeader('connection', 'close');
   }
 
   /**
@@ -193,16 +196,19 @@ export class RequestGate {
     if (busy !== undefined) this.connections.set(raw, busy + 1);
     this.idle.delete(raw);
     if (this.drainingNow) res.setHeader('connection', 'close');
+    this.answering.add(res);
     let release: Release | undefined;
     let cancel: (() => void) | undefined;
     res.once('close', () => {
       this.inFlightCount--;
+      this.answering.delete(res);
       const count = this.connections.get(raw);
       if (count !== undefined) {
         this.connections.set(raw, count - 1);
         if (count === 1 && !raw.destroyed) this.becameIdle(raw);
       }
       cancel?.();
+      if (release !== undefined && large) collectGarbage();
       release?.();
     });
 
@@ -211,7 +217,10 @@ export class RequestGate {
       handler(req, res);
       return;
     }
-    cancel = (bytes <= SMALL_BODY ? this.small : this.large).acquire(bytes, (granted) => {
+    const large = bytes > SMALL_BODY;
+    // A large review takes the whole large budget: one at a time, since deciding one holds several
+    // times its size (the README's memory budget).
+    cancel = (large ? this.large : this.small).acquire(large ? this.large.capacity : bytes, (granted) => {
       cancel = undefined;
       if (res.closed) {
         granted();
@@ -221,6 +230,16 @@ export class RequestGate {
       handler(req, res);
     });
   }
+}
+
+/**
+ * collectGarbage runs a full collection when the process was started with --expose-gc (the
+ * image's NODE_OPTIONS): after a large review, before the next one is let in, so that the heap
+ * holds one large review's garbage at most instead of letting several pile up before V8 collects
+ * them. Large reviews are rare; a collection takes a few milliseconds.
+ */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 /**

@@ -279,7 +279,7 @@ describe('the webhook server behind its gate, over real TLS', () => {
     expect(lines.filter((l) => l['msg'] === 'request refused')).toEqual([]);
   });
 
-  it('A large body waits, unread, until the large-body budget has room, and then is answered.', async () => {
+  it('A large body waits, unread, while another large one holds the whole large-body budget, and then is answered.', async () => {
     const served = new WebhookMetrics({ processMetrics: false });
     const gate = new RequestGate({ largeBudget: 400 * 1024 });
     const port = await serve(gate, served);
@@ -294,7 +294,7 @@ describe('the webhook server behind its gate, over real TLS', () => {
     second.on('data', (d: Buffer) => (secondAnswer += d.toString()));
     second.write(`POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     await until(() => gate.waiting === 1);
-    expect([gate.waiting, gate.bodyBytes.large, await gauge(served, 'requests_waiting')]).toEqual([1, Buffer.byteLength(body), 1]);
+    expect([gate.waiting, gate.bodyBytes.large, await gauge(served, 'requests_waiting')]).toEqual([1, 400 * 1024, 1]);
     expect(secondAnswer).toBe('');
     first.destroy();
     await until(() => secondAnswer.includes('"allowed":true'));

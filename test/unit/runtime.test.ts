@@ -49,6 +49,16 @@ describe('watchFiles', () => {
     rmSync(a);
     await until(() => errors.length > 0);
     expect((errors[0] as NodeJS.ErrnoException).code).toBe('ENOENT');
+    // Reported once per episode, not every interval: again only after a good read in between.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(errors).toHaveLength(1);
+    writeFileSync(a, 'a2');
+    await until(() => seen.length > 1);
+    expect(seen[1]).toEqual(['a2', 'b2']);
+    rmSync(a);
+    await until(() => errors.length > 1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(errors.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['ENOENT', 'ENOENT']);
     watch.stop();
   });
 });
@@ -69,6 +79,26 @@ describe('PolicySource', () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/^lb_probe_webhook_policy_reloads_total\{result="success"\} 1$/m);
     expect(text).toMatch(/^lb_probe_webhook_policy_reloads_total\{result="failure"\} 1$/m);
+  });
+});
+
+describe('unreadable files', () => {
+  it('a policy or certificate file that cannot be read is logged and counted as a failed reload.', async () => {
+    const { lines, logger } = capture();
+    const metrics = new WebhookMetrics({ processMetrics: false });
+    const policySource = new PolicySource(policy({ provider: 'azure' }), 'policy.yaml', logger, metrics);
+    const certificateSource = new CertificateSource('tls.crt with key tls.key', () => undefined, logger, metrics);
+    const missing = Object.assign(new Error("ENOENT: no such file or directory, open 'policy.yaml'"), { code: 'ENOENT' });
+    policySource.unreadable(missing);
+    certificateSource.unreadable(missing);
+    expect(policySource.current()).toMatchObject({ provider: 'azure' });
+    expect(lines.map((l) => [l['level'], l['msg'], l['err']])).toEqual([
+      [50, 'cannot read the policy file; the last good policy keeps serving', "ENOENT: no such file or directory, open 'policy.yaml'"],
+      [50, 'cannot read the certificate or key; the certificate in use keeps serving', "ENOENT: no such file or directory, open 'policy.yaml'"],
+    ]);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^lb_probe_webhook_policy_reloads_total\{result="failure"\} 1$/m);
+    expect(text).toMatch(/^lb_probe_webhook_certificate_reloads_total\{result="failure"\} 1$/m);
   });
 });
 

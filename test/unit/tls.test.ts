@@ -9,6 +9,7 @@ import { fixture, policy } from '../helpers/fixtures.js';
 import { decodePatch, review } from '../helpers/reviews.js';
 import { runCli } from '../helpers/cli.js';
 import { postJson } from '../helpers/https.js';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 const dir = mkdtempSync(join(tmpdir(), 'lbp-tls-'));
 let app: FastifyInstance;
@@ -62,5 +63,37 @@ describe('the webhook over a real TLS socket', () => {
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
+  });
+});
+
+describe('TLS parameters', () => {
+  const port = () => Number(new URL(url).port);
+  /** handshake connects with the given client options and resolves with the negotiated protocol and cipher, or the error. */
+  const handshake = (options: ConnectionOptions) =>
+    new Promise<{ protocol?: string | null; cipher?: string; error?: string }>((resolve) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: port(), ca, servername: 'localhost', ...options });
+      socket.once('secureConnect', () => {
+        resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().name });
+        socket.destroy();
+      });
+      socket.once('error', (err) => resolve({ error: err.message }));
+    });
+
+  it.each([
+    ['AES128-SHA (RSA key exchange, CBC, SHA-1)', 'AES128-SHA'],
+    ['AES256-GCM-SHA384 (RSA key exchange, no forward secrecy)', 'AES256-GCM-SHA384'],
+    ['ECDHE-RSA-AES128-SHA (CBC, SHA-1)', 'ECDHE-RSA-AES128-SHA'],
+  ])('A TLS 1.2 client offering only %s cannot connect.', async (_name, ciphers) => {
+    const result = await handshake({ maxVersion: 'TLSv1.2', ciphers });
+    expect(result.error).toMatch(/handshake failure|no shared cipher|alert/i);
+  });
+
+  it.each([['ECDHE-RSA-AES128-GCM-SHA256'], ['ECDHE-RSA-AES256-GCM-SHA384'], ['ECDHE-RSA-CHACHA20-POLY1305']])('A TLS 1.2 client offering only %s connects with it.', async (ciphers) => {
+    expect(await handshake({ maxVersion: 'TLSv1.2', ciphers })).toEqual({ protocol: 'TLSv1.2', cipher: ciphers });
+  });
+
+  it('A TLS 1.3 client connects with TLS 1.3, and a TLS 1.1 client cannot connect.', async () => {
+    expect((await handshake({})).protocol).toBe('TLSv1.3');
+    expect((await handshake({ minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' })).error).toBeDefined();
   });
 });
