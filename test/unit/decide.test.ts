@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fastJsonPatch from 'fast-json-patch';
-import { decide, handledKind, userMessages } from '../../src/core/decide.js';
+import { decide, handledKind, userMessages } from '../../src/decision/decide.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { fixture, policy } from '../helpers/fixtures.js';
 

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildWebhookApp } from '../../src/http/app.js';
 import { WebhookMetrics } from '../../src/http/metrics.js';
 import { buildHealthApp } from '../../src/http/health.js';
-import { decide } from '../../src/core/decide.js';
+import { decide } from '../../src/decision/decide.js';
 import { fixture, policy } from '../helpers/fixtures.js';
 import { decodePatch, review } from '../helpers/reviews.js';
 
