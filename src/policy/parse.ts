@@ -153,17 +153,28 @@ function gatewayValue(value: unknown, problems: Problems): Policy['gateway'] {
   return { annotationsTarget, maxInfrastructureAnnotations: max };
 }
 
-/** compileRule gives a rule its matcher: namespace globs compiled once, labels compared as they are. */
-function compileRule(rule: Rule): CompiledRule {
-  const globs = rule.match.namespaces?.map(globToRegExp);
-  const wanted = Object.entries(rule.match.labels ?? {});
-  return {
-    ...rule,
-    matches(namespace, labels) {
-      if (globs !== undefined && (namespace === undefined || !globs.some((g) => g.test(namespace)))) return false;
-      return wanted.every(([k, v]) => labels[k] === v);
-    },
-  };
+/**
+ * Matcher is a rule with its match compiled: namespace globs to regular expressions once, at load.
+ * A class, so two policies compiled from the same file compare equal field by field.
+ */
+class Matcher implements CompiledRule {
+  readonly match: Rule['match'];
+  readonly probe?: Rule['probe'];
+  readonly readiness?: Rule['readiness'];
+  readonly #globs: readonly RegExp[] | undefined;
+  readonly #labels: readonly (readonly [string, string])[];
+  constructor(rule: Rule) {
+    this.match = rule.match;
+    if (rule.probe !== undefined) this.probe = rule.probe;
+    if (rule.readiness !== undefined) this.readiness = rule.readiness;
+    this.#globs = rule.match.namespaces?.map(globToRegExp);
+    this.#labels = Object.entries(rule.match.labels ?? {});
+  }
+  matches(namespace: string | undefined, labels: Readonly<Record<string, string>>): boolean {
+    const globs = this.#globs;
+    if (globs !== undefined && (namespace === undefined || !globs.some((g) => g.test(namespace)))) return false;
+    return this.#labels.every(([k, v]) => labels[k] === v);
+  }
 }
 
 function rulesValue(value: unknown, readiness: ReadinessEndpoint, problems: Problems): readonly CompiledRule[] {
@@ -205,7 +216,7 @@ function rulesValue(value: unknown, readiness: ReadinessEndpoint, problems: Prob
     }
     const ruleReadiness = hasReadiness ? readinessValue(rule['readiness'], [...path, 'readiness'], readiness, problems) : undefined;
     rules.push(
-      compileRule({
+      new Matcher({
         match: { ...(namespaces && { namespaces }), ...(labels && { labels }) },
         ...(isProbeSetting(rawProbe) && { probe: rawProbe }),
         ...(ruleReadiness && { readiness: ruleReadiness }),

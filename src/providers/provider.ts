@@ -113,6 +113,27 @@ export interface PluggedProvider {
   bind(settings: unknown): BoundProvider;
 }
 
+/**
+ * Bound is a provider bound to its settings. A class, so two policies compiled from the same file
+ * compare equal field by field (the provider module and the settings), methods aside.
+ */
+class Bound<S> implements BoundProvider {
+  readonly name: string;
+  readonly title: string;
+  readonly anyServiceType: boolean;
+  constructor(
+    private readonly provider: Provider<S>,
+    private readonly settings: S,
+  ) {
+    this.name = provider.name;
+    this.title = provider.title;
+    this.anyServiceType = provider.anyServiceType?.(settings) ?? false;
+  }
+  annotate(input: AnnotateInput): ProviderResult {
+    return this.provider.annotate({ ...input, settings: this.settings });
+  }
+}
+
 /** plug wraps a provider for the registry, hiding the type of its settings. */
 export function plug<S>(provider: Provider<S>): PluggedProvider {
   return {
@@ -120,16 +141,8 @@ export function plug<S>(provider: Provider<S>): PluggedProvider {
     title: provider.title,
     settingsKey: provider.settings?.key,
     readSettings: (value, reader) => provider.settings?.read(value, reader),
-    bind(raw) {
-      // raw is what readSettings returned for this same provider: S, or undefined when it has no section.
-      const settings = raw as S;
-      return {
-        name: provider.name,
-        title: provider.title,
-        anyServiceType: provider.anyServiceType?.(settings) ?? false,
-        annotate: (input) => provider.annotate({ ...input, settings }),
-      };
-    },
+    // settings is what readSettings returned for this same provider: S, or undefined when it has no section.
+    bind: (settings) => new Bound(provider, settings as S),
   };
 }
 

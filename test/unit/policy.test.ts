@@ -7,7 +7,7 @@ import { WebhookError } from '../../src/errors.js';
 function view(policy: Policy): Record<string, unknown> {
   const { boundProvider, profiles, rules, ...rest } = policy;
   expect(boundProvider.name).toBe(policy.provider);
-  return { ...rest, profiles: profiles.map((p) => p.name), rules: rules.map(({ matches: _matches, ...rule }) => rule) };
+  return { ...rest, profiles: profiles.map((p) => p.name), rules: rules.map((rule) => ({ ...rule })) };
 }
 
 /** DEFAULT_VIEW is the view of a policy naming only the Azure provider. */
