@@ -265,7 +265,7 @@ export function decide(input: DecisionInput): Decision {
   let intent = probe;
   if (intent === 'readiness' && tcp !== undefined) {
     intent = 'tcp';
-    notes.push(tcp);
+    notes.push(`${tcp}, so readiness is TCP${profileSuffix(profile)}`);
   }
   const result = policy.boundProvider.annotate({ target, intent, readiness, profile: profile?.name });
   warnings.push(...result.warnings.map((w) => WARNING_PREFIX + w + profileSuffix(profile)));

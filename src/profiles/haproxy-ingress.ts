@@ -12,5 +12,5 @@ export const HAPROXY_INGRESS_LABELS: Readonly<Record<string, string>> = { 'app.k
 export const haproxyIngress: Profile = {
   name: 'haproxy-ingress',
   recognizes: (target) => target.kind === 'Service' && hasLabels(target, HAPROXY_INGRESS_LABELS),
-  plan: () => ({ tcp: 'haproxy-ingress: its health endpoint (port 1042) is not a port of the Service, so readiness is TCP' }),
+  plan: () => ({ tcp: 'the health endpoint of haproxy-ingress (port 1042) is not a port of the Service' }),
 };

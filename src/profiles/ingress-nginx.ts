@@ -23,13 +23,16 @@ function httpPort(ports: readonly ServicePort[]): ServicePort | undefined {
   return tcp.find((p) => p.appProtocol?.toLowerCase() === 'http') ?? tcp.find((p) => p.name === 'http');
 }
 
-/** ingressNginx is the ingress-nginx controller profile. */
+/**
+ * ingressNginx is the ingress-nginx controller profile. It needs the http port: the chart's
+ * admission webhook Service carries the same labels but only the webhook's port.
+ */
 export const ingressNginx: Profile = {
   name: 'ingress-nginx',
-  recognizes: (target) => target.kind === 'Service' && hasLabels(target, INGRESS_NGINX_LABELS),
+  recognizes: (target) => target.kind === 'Service' && hasLabels(target, INGRESS_NGINX_LABELS) && httpPort(target.ports) !== undefined,
   plan(target) {
     const port = httpPort(target.ports);
-    if (port === undefined) return { tcp: 'ingress-nginx: the Service has no http port to probe /healthz on, so readiness is TCP' };
+    if (port === undefined) return { tcp: 'the ingress-nginx Service has no http port to probe /healthz on' };
     return { endpoint: { port: port.name ?? port.port, path: INGRESS_NGINX_HEALTH_PATH }, onTrafficPorts: true };
   },
 };

@@ -8,8 +8,8 @@ import type { LoadBalancerTarget, ServicePort } from '../core/target.js';
 
 /**
  * ReadinessPlan is what readiness means for a recognized workload: an endpoint on a port of its
- * Service (`onTrafficPorts` when the traffic ports answer the path too), or `tcp` with a note
- * saying why there is no endpoint to probe.
+ * Service (`onTrafficPorts` when the traffic ports answer the path too), or `tcp` with a clause
+ * saying why there is no endpoint to probe ("the health endpoint of X is not a port of the Service").
  */
 export type ReadinessPlan =
   | { readonly endpoint: ReadinessEndpoint; readonly onTrafficPorts?: boolean }

@@ -139,7 +139,7 @@ export const ALB_TARGET_TYPE_ANNOTATION = `${ALB_PREFIX}target-type`;
  */
 function alb(target: LoadBalancerTarget, readiness: Readiness, profile: string): ProviderResult {
   if ('missing' in readiness) {
-    return result({ warnings: [`AWS ALB: ${readiness.missing}, and ALB checks only HTTP or HTTPS; its check stays GET / on the traffic port`] });
+    return result({ warnings: [`AWS ALB: ${readiness.missing}, and ALB checks only HTTP or HTTPS, so its check stays GET / on the traffic port`] });
   }
   const { check } = readiness;
   let port: string;
