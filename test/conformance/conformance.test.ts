@@ -228,6 +228,30 @@ const AZURE_CASES: AzureCase[] = [
     policy: { probe: 'readiness' },
     probes: { 15021: tcpOwn(15021), 80: httpStatus },
   },
+  {
+    name: 'probe readiness on the ingress-nginx chart’s Service makes Azure probe 80 and 443 with GET /healthz on the http port’s nodePort',
+    input: { fixture: 'ingress-nginx-controller.yaml' },
+    policy: { probe: 'readiness' },
+    probes: { 80: { protocol: 'Http', port: { nodePortOf: 80 }, path: '/healthz' }, 443: { protocol: 'Http', port: { nodePortOf: 80 }, path: '/healthz' } },
+  },
+  {
+    name: 'probe tcp on the ingress-nginx chart’s Service makes Azure probe each port over TCP on its own nodePort',
+    input: { fixture: 'ingress-nginx-controller.yaml' },
+    policy: { probe: 'tcp' },
+    probes: { 80: tcpOwn(80), 443: tcpOwn(443) },
+  },
+  {
+    name: 'probe readiness on the HAProxy chart’s Service makes Azure probe every port over TCP, without a warning',
+    input: { fixture: 'haproxy-ingress-controller.yaml' },
+    policy: { probe: 'readiness' },
+    probes: { 80: tcpOwn(80), 443: tcpOwn(443), 1024: tcpOwn(1024) },
+  },
+  {
+    name: "probe readiness on the classic Istio gateway Service makes Azure probe 80 and 443 with GET /healthz/ready on the status port's nodePort",
+    input: { fixture: 'istio-classic-ingressgateway.yaml' },
+    policy: { probe: 'readiness' },
+    probes: { 15021: tcpOwn(15021), 80: httpStatus, 443: httpStatus },
+  },
 ];
 
 // AWS cases ---------------------------------------------------------------------------------------
@@ -312,7 +336,7 @@ const AWS_CASES: AwsCase[] = [
     policy: { probe: 'readiness' },
     check: 'not reconciled',
     warnings: [
-      `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb, or ${AWS}type: external with ${AWS}nlb-target-type); the check stays TCP`,
+      `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb, or ${AWS}type: external with ${AWS}nlb-target-type); the check stays TCP (profile istio)`,
     ],
   },
   {
@@ -356,6 +380,22 @@ const AWS_CASES: AwsCase[] = [
     },
     policy: { probe: 'readiness', readiness: { port: 15021 } },
     check: instanceStatus,
+  },
+  {
+    name: 'probe readiness on the ingress-nginx chart’s Service with instance targets checks GET /healthz on the http port’s nodePort',
+    input: { fixture: 'ingress-nginx-controller.yaml', edit: spec({ loadBalancerClass: 'service.k8s.aws/nlb' }) },
+    policy: { probe: 'readiness' },
+    check: { targetType: 'instance', protocol: 'HTTP', port: { nodePortOf: 80 }, path: '/healthz' },
+  },
+  {
+    name: 'probe readiness on the ingress-nginx chart’s Service with ip targets stays TCP with a warning, since its targetPort http is a name',
+    input: { fixture: 'ingress-nginx-controller.yaml', edit: both(spec({ loadBalancerClass: 'service.k8s.aws/nlb' }), annotate({ [`${AWS}nlb-target-type`]: 'ip' })) },
+    policy: { probe: 'readiness' },
+    check: { targetType: 'ip', protocol: 'TCP', port: 'traffic-port' },
+    warnings: [
+      'AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
+        `(Service port 80 (http) has targetPort http); give it a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself; the check stays TCP (profile ingress-nginx)`,
+    ],
   },
 ];
 
