@@ -131,7 +131,7 @@ describe('AWS ALB backends (aws.alb: true, opt-in overlay with the aws-alb compo
     const plain = kustomize([]);
     const widened = kustomize(['aws-alb']);
     expect(strip(widened)).toEqual(strip(plain));
-    const conditions = (docs: Record<string, any>[]) => docs.find((d) => d.kind === 'MutatingWebhookConfiguration')?.webhooks[0].matchConditions;
+    const conditions = (docs: Record<string, any>[]): unknown[] => docs.find((d) => d.kind === 'MutatingWebhookConfiguration')?.webhooks[0].matchConditions as unknown[];
     expect(conditions(widened)).not.toEqual(conditions(plain));
     expect(conditions(widened)).toHaveLength(1);
   });
