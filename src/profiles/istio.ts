@@ -18,9 +18,8 @@ export const ISTIO_STATUS_PORT: ServicePort = { name: 'status-port', port: 15021
 export const ISTIO_GATEWAY_CLASSES: readonly string[] = ['istio'];
 
 /**
- * ISTIO_SERVICE_LABELS: any one of them marks an Istio gateway Service: generated for a Gateway
- * (`gateway.istio.io/managed`, any value), or from the istio/gateway chart or the older istioctl
- * profiles (`istio: ingressgateway`, `app: istio-ingressgateway`).
+ * An Istio gateway Service carries MANAGED_LABEL (any value) when Istio generated it for a
+ * Gateway, or one of CLASSIC_LABELS when the istio/gateway chart or an istioctl profile made it.
  */
 const CLASSIC_LABELS: readonly Readonly<Record<string, string>>[] = [{ istio: 'ingressgateway' }, { app: 'istio-ingressgateway' }];
 const MANAGED_LABEL = 'gateway.istio.io/managed';
