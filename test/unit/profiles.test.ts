@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../src/decision/decide.js';
 import type { JsonObject } from '../../src/core/json.js';
@@ -39,6 +40,13 @@ describe('the profile registry', () => {
   it('lists istio, ingress-nginx and haproxy-ingress, in the order they are tried, each under its own name.', () => {
     expect(PROFILE_NAMES).toEqual(['istio', 'ingress-nginx', 'haproxy-ingress']);
     for (const name of PROFILE_NAMES) expect(PROFILES[name]?.name).toBe(name);
+  });
+
+  it('is what the Helm chart’s values schema accepts under policy.profiles.', () => {
+    const schema = JSON.parse(readFileSync(new URL('../../charts/lb-probe-webhook/values.schema.json', import.meta.url), 'utf8')) as {
+      properties: { policy: { properties: { profiles: { items: { enum: string[] } } } } };
+    };
+    expect(schema.properties.policy.properties.profiles.items.enum).toEqual(PROFILE_NAMES);
   });
 });
 
