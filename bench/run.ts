@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { decide, userMessages } from '../src/core/decide.js';
+import { decide, userMessages } from '../src/decision/decide.js';
 import { encodeResponse } from '../src/http/review.js';
 import { parsePolicy } from '../src/policy/parse.js';
 import { removeTempDir, startControlPlane, startProcess, stopChild, tempDir } from '../test/e2e/controlplane/controlplane.js';

@@ -2,7 +2,7 @@
  * The audit plan: which objects already in a cluster the policy would change, and the
  * server-side apply configuration that makes exactly those changes. Pure.
  */
-import { decide, type AnnotationChange } from '../core/decide.js';
+import { decide, type AnnotationChange } from '../decision/decide.js';
 import { objectAt, stringAt, stringMap, type JsonObject } from '../core/json.js';
 import { infrastructureAnnotations } from '../core/target.js';
 import type { Policy } from '../policy/schema.js';

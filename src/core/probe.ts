@@ -1,3 +1,5 @@
+import type { ServicePort } from './target.js';
+
 /** ProbeIntent is what the load balancer should probe: the traffic port over TCP, or the gateway's readiness endpoint. */
 export type ProbeIntent = 'tcp' | 'readiness';
 
@@ -23,3 +25,25 @@ export interface ReadinessEndpoint {
  * wins over the policy and its rules.
  */
 export const PROBE_ANNOTATION = 'lb-probe-webhook/probe';
+
+/**
+ * ReadinessCheck is a readiness endpoint resolved against one Service: the port that answers (as
+ * the policy or profile named it, `ref`, and as the Service has it, `port`) and the path.
+ */
+export interface ReadinessCheck {
+  readonly ref: string | number;
+  readonly port: ServicePort;
+  readonly path: string;
+  /**
+   * onTrafficPorts is true when the traffic ports answer the path too (ingress-nginx's /healthz), so
+   * a check of the traffic port itself (AWS ALB's `traffic-port`) is also right.
+   */
+  readonly onTrafficPorts?: boolean;
+}
+
+/**
+ * Readiness is what a provider is told about the readiness endpoint of a target: a resolved check,
+ * or why there is none (`missing`, a clause such as "readiness port health is not a port of the
+ * Service") with the endpoint that was asked for.
+ */
+export type Readiness = { readonly check: ReadinessCheck } | { readonly missing: string; readonly endpoint: ReadinessEndpoint };

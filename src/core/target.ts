@@ -1,7 +1,8 @@
 /**
  * The load-balancer target: the Service a cloud load balancer will probe, seen the same way
  * whether it is a Service under admission or the Service an implementation will generate for a
- * Gateway. Providers only ever see this view.
+ * Gateway. Profiles and providers only ever see this view. What an implementation adds to the
+ * Service it generates (Istio's status port) comes from its profile, as `gatewayPorts`.
  */
 import { arrayAt, integerAt, isObject, objectAt, stringAt, stringMap, type JsonObject } from './json.js';
 
@@ -30,19 +31,16 @@ export interface LoadBalancerTarget {
   readonly annotations: Readonly<Record<string, string>>;
   readonly loadBalancerClass: string | undefined;
   readonly externalTrafficPolicy: string | undefined;
+  /** type is the Service type (`ClusterIP` when absent); `LoadBalancer` for a Gateway's generated Service. */
+  readonly type: string;
+  /** labels are the Service's labels (for a Gateway: its own, which profiles read to recognize it). */
+  readonly labels: Readonly<Record<string, string>>;
+  /** gatewayClassName is the Gateway's class, for a Gateway target only. */
+  readonly gatewayClassName?: string | undefined;
 }
 
 /** GATEWAY_GROUP is the Gateway API group; its v1 and v1beta1 Gateways are handled. */
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
-
-/**
- * ISTIO_STATUS_PORT is the status port Istio puts first on every Service it generates for a
- * Gateway (istio/istio pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go, extractServicePorts).
- */
-export const ISTIO_STATUS_PORT: ServicePort = { name: 'status-port', port: 15021, protocol: 'TCP', appProtocol: 'tcp' };
-
-/** ISTIO_GATEWAY_CLASSES are the GatewayClass names whose generated Service carries Istio's status port. */
-export const ISTIO_GATEWAY_CLASSES: readonly string[] = ['istio'];
 
 /**
  * ISTIO_SERVICE_TYPE_ANNOTATION on a Gateway sets the type of the Service Istio generates
@@ -68,10 +66,9 @@ export function findPort(ports: readonly ServicePort[], ref: string | number): S
   return ports.find((p) => p.name === ref);
 }
 
-/** serviceTarget builds the target of a Service, or undefined when it is not of type LoadBalancer. */
-export function serviceTarget(service: JsonObject): LoadBalancerTarget | undefined {
+/** serviceTarget builds the target of a Service of any type; the decision says which types it handles. */
+export function serviceTarget(service: JsonObject): LoadBalancerTarget {
   const spec = objectAt(service, 'spec');
-  if (stringAt(spec, 'type') !== 'LoadBalancer') return undefined;
   const ports: ServicePort[] = [];
   for (const raw of arrayAt(spec, 'ports')) {
     const port = integerAt(raw, 'port');
@@ -91,6 +88,8 @@ export function serviceTarget(service: JsonObject): LoadBalancerTarget | undefin
     annotations: stringMap(objectAt(service, 'metadata')?.['annotations']),
     loadBalancerClass: stringAt(spec, 'loadBalancerClass'),
     externalTrafficPolicy: stringAt(spec, 'externalTrafficPolicy'),
+    type: stringAt(spec, 'type') ?? 'ClusterIP',
+    labels: stringMap(objectAt(service, 'metadata')?.['labels']),
   };
 }
 
@@ -112,19 +111,19 @@ export function propagatingAnnotations(gateway: JsonObject): Record<string, stri
 }
 
 /**
- * gatewayTarget builds the target of the Service a Gateway's implementation generates: one port
- * per distinct listener port (named after the first listener on it, appProtocol = its protocol in
- * lower case), after Istio's status port for Istio classes. Undefined when the Gateway asks for a
- * Service type other than LoadBalancer.
+ * gatewayTarget builds the target of the Service a Gateway's implementation generates: the ports
+ * its implementation adds first (`leadingPorts` of its class, such as Istio's status port), then
+ * one port per distinct listener port (named after the first listener on it, appProtocol = its
+ * protocol in lower case). Undefined when the Gateway asks for a Service type other than LoadBalancer.
  */
-export function gatewayTarget(gateway: JsonObject): LoadBalancerTarget | undefined {
+export function gatewayTarget(gateway: JsonObject, leadingPorts: (className: string) => readonly ServicePort[] = () => []): LoadBalancerTarget | undefined {
   // Istio reads the Service type from the Gateway's metadata.annotations only.
   const serviceType = stringMap(objectAt(gateway, 'metadata')?.['annotations'])[ISTIO_SERVICE_TYPE_ANNOTATION];
   if (serviceType !== undefined && serviceType !== 'LoadBalancer') return undefined;
 
   const spec = objectAt(gateway, 'spec');
   const className = stringAt(spec, 'gatewayClassName');
-  const ports: ServicePort[] = className !== undefined && ISTIO_GATEWAY_CLASSES.includes(className) ? [ISTIO_STATUS_PORT] : [];
+  const ports: ServicePort[] = className === undefined ? [] : [...leadingPorts(className)];
   const affectedPorts = new Set<number>();
   for (const listener of arrayAt(spec, 'listeners')) {
     if (!isObject(listener)) continue;
@@ -142,5 +141,8 @@ export function gatewayTarget(gateway: JsonObject): LoadBalancerTarget | undefin
     annotations: propagatingAnnotations(gateway),
     loadBalancerClass: undefined,
     externalTrafficPolicy: undefined,
+    type: 'LoadBalancer',
+    labels: stringMap(objectAt(gateway, 'metadata')?.['labels']),
+    gatewayClassName: className,
   };
 }

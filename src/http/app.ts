@@ -16,7 +16,7 @@
  */
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { decide, userMessages } from '../core/decide.js';
+import { decide, userMessages } from '../decision/decide.js';
 import { ErrorCode, isWebhookError, WebhookError, type ErrorKind } from '../errors.js';
 import type { Policy } from '../policy/schema.js';
 import type { WebhookMetrics } from './metrics.js';
@@ -77,11 +77,11 @@ function isClientGone(err: unknown, raw: { readonly destroyed: boolean; readonly
  * strings escaped by JSON.stringify: built directly rather than through pino's generic object
  * serialisation, it is the cheapest part of the hot path that still says everything.
  */
-function reviewLine(prefix: string, review: AdmissionRequest, outcome: string, probe: string | undefined, changes: number, warnings: number, durationMs: number): string {
+function reviewLine(prefix: string, review: AdmissionRequest, outcome: string, probe: string | undefined, profile: string | undefined, changes: number, warnings: number, durationMs: number): string {
   return (
     `{"level":30,"time":${Date.now()}${prefix},"uid":${JSON.stringify(review.uid)},"kind":${JSON.stringify(review.kind.kind)}` +
     `${review.namespace === undefined ? '' : `,"namespace":${JSON.stringify(review.namespace)}`}${review.name === undefined ? '' : `,"name":${JSON.stringify(review.name)}`}` +
-    `,"operation":"${review.operation}","dryRun":${review.dryRun},"decision":"${outcome}"${probe === undefined ? '' : `,"probe":${JSON.stringify(probe)}`}` +
+    `,"operation":"${review.operation}","dryRun":${review.dryRun},"decision":"${outcome}"${probe === undefined ? '' : `,"probe":${JSON.stringify(probe)}`}${profile === undefined ? '' : `,"profile":${JSON.stringify(profile)}`}` +
     `,"changes":${changes},"warnings":${warnings},"durationMs":${durationMs},"msg":"review"}\n`
   );
 }
@@ -149,7 +149,7 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     const decision = decide({ object: review.object, operation: review.operation, policy: options.policy(), namespace: review.namespace });
     const durationMs = Math.round((now() - started) * 1000) / 1000;
     if (stream !== undefined && logger.isLevelEnabled('info')) {
-      stream.write(reviewLine(prefix, review, decision.outcome, decision.probe, decision.changes.length, decision.warnings.length, durationMs));
+      stream.write(reviewLine(prefix, review, decision.outcome, decision.probe, decision.profile, decision.changes.length, decision.warnings.length, durationMs));
     }
     if (decision.patch.length > 0 || decision.notes.length > 0) {
       request.log.debug({ uid: review.uid, patch: decision.patch, notes: decision.notes }, 'review detail');

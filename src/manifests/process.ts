@@ -5,7 +5,7 @@
  */
 import type { Operation } from 'fast-json-patch';
 import { Composer, isScalar, isSeq, LineCounter, Parser, visit, type Document } from 'yaml';
-import { decide, type Decision } from '../core/decide.js';
+import { decide, type Decision } from '../decision/decide.js';
 import { arrayAt, isObject, objectAt, stringAt } from '../core/json.js';
 import { ErrorCode, WebhookError, yamlMessage } from '../errors.js';
 import type { Policy } from '../policy/schema.js';

@@ -1,23 +1,19 @@
 /**
- * parsePolicy validates a policy file's text into a Policy. Pure: the caller reads the file.
- * Every problem is collected and reported together, each with its path and line.
+ * parsePolicy validates a policy file's text and compiles it into a Policy. Pure: the caller reads
+ * the file. Every problem is collected and reported together, each with its path and line. Each
+ * provider reads its own section (`azure:`, `aws:`, `custom:`) through a SettingsReader; the
+ * parser only knows the keys that are the policy's own.
  */
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
-import { isProbeSetting, PROBE_SETTINGS } from '../core/probe.js';
+import { isProbeSetting, PROBE_SETTINGS, type ReadinessEndpoint } from '../core/probe.js';
 import { isObject, type JsonObject } from '../core/json.js';
-import { isPortName, isQualifiedName } from '../core/names.js';
+import { globToRegExp, isPortName } from '../core/names.js';
 import { ErrorCode, WebhookError, yamlMessage } from '../errors.js';
-import { PROVIDER_NAMES } from '../providers/index.js';
-import { TEMPLATE_PLACEHOLDERS, fillTemplate } from '../providers/custom.js';
-import { AWS_TARGET_TYPES } from '../providers/aws.js';
-import {
-  DEFAULT_POLICY,
-  MAX_INFRASTRUCTURE_ANNOTATIONS,
-  type CustomTemplates,
-  type HandledKind,
-  type Policy,
-  type Rule,
-} from './schema.js';
+import { PROFILE_NAMES, PROFILES } from '../profiles/index.js';
+import type { Profile } from '../profiles/profile.js';
+import { PROVIDER_NAMES, PROVIDERS } from '../providers/index.js';
+import type { SettingsReader } from '../providers/provider.js';
+import { DEFAULT_POLICY, MAX_INFRASTRUCTURE_ANNOTATIONS, type CompiledRule, type HandledKind, type Policy, type Rule } from './schema.js';
 
 type Path = readonly (string | number)[];
 
@@ -33,7 +29,10 @@ class Problems {
   }
 }
 
-const ROOT_KEYS = ['provider', 'mode', 'probe', 'readiness', 'overwrite', 'kinds', 'gateway', 'azure', 'aws', 'custom', 'rules'];
+/** SECTION_KEYS are the providers' own sections, in registry order. */
+const SECTION_KEYS: readonly string[] = Object.values(PROVIDERS).flatMap((p) => (p.settingsKey === undefined ? [] : [p.settingsKey]));
+
+const ROOT_KEYS = ['provider', 'mode', 'probe', 'readiness', 'overwrite', 'kinds', 'gateway', 'profiles', ...SECTION_KEYS, 'rules'];
 
 function oneOf(values: readonly string[]): string {
   return values.map((v) => `"${v}"`).join(', ');
@@ -78,23 +77,44 @@ function stringMapValue(value: unknown, path: Path, problems: Problems): Record<
   return out;
 }
 
-function readinessValue(value: unknown, problems: Problems): Policy['readiness'] {
-  const map = mapping(value, ['readiness'], ['port', 'path'], problems);
-  const defaults = DEFAULT_POLICY.readiness;
+/** readinessValue reads a readiness endpoint at path, each missing part taken from defaults. */
+function readinessValue(value: unknown, path: Path, defaults: ReadinessEndpoint, problems: Problems): ReadinessEndpoint {
+  const map = mapping(value, path, ['port', 'path'], problems);
   let port = defaults.port;
   const rawPort = map?.['port'];
   if (typeof rawPort === 'number' && Number.isInteger(rawPort) && rawPort >= 1 && rawPort <= 65535) port = rawPort;
   else if (typeof rawPort === 'string' && isPortName(rawPort)) port = rawPort;
   else if (rawPort !== undefined && rawPort !== null) {
-    problems.add(['readiness', 'port'], `must be a port number (1-65535) or a Service port name, got ${JSON.stringify(rawPort)}`);
+    problems.add([...path, 'port'], `must be a port number (1-65535) or a Service port name, got ${JSON.stringify(rawPort)}`);
   }
-  let path = defaults.path;
+  let httpPath = defaults.path;
   const rawPath = map?.['path'];
-  if (typeof rawPath === 'string' && /^\/\S*$/.test(rawPath)) path = rawPath;
+  if (typeof rawPath === 'string' && /^\/\S*$/.test(rawPath)) httpPath = rawPath;
   else if (rawPath !== undefined && rawPath !== null) {
-    problems.add(['readiness', 'path'], `must be an HTTP path starting with "/" and without spaces, got ${JSON.stringify(rawPath)}`);
+    problems.add([...path, 'path'], `must be an HTTP path starting with "/" and without spaces, got ${JSON.stringify(rawPath)}`);
   }
-  return { port, path };
+  return { port, path: httpPath };
+}
+
+/** profilesValue reads `profiles`: a list of profile names, each once; every profile when absent. */
+function profilesValue(value: unknown, problems: Problems): readonly Profile[] {
+  const all = Object.values(PROFILES);
+  if (value === undefined || value === null) return all;
+  if (!Array.isArray(value)) {
+    problems.add(['profiles'], `must be a list of ${oneOf(PROFILE_NAMES)} (an empty list recognizes none)`);
+    return all;
+  }
+  const names: string[] = [];
+  value.forEach((name: unknown, i) => {
+    if (typeof name !== 'string' || !PROFILE_NAMES.includes(name)) {
+      problems.add(['profiles', i], `unknown profile ${JSON.stringify(name)}; one of ${oneOf(PROFILE_NAMES)}`);
+    } else if (names.includes(name)) {
+      problems.add(['profiles', i], `${name} is listed twice`);
+    } else {
+      names.push(name);
+    }
+  });
+  return all.filter((p) => names.includes(p.name));
 }
 
 function kindsValue(value: unknown, problems: Problems): readonly HandledKind[] {
@@ -133,57 +153,42 @@ function gatewayValue(value: unknown, problems: Problems): Policy['gateway'] {
   return { annotationsTarget, maxInfrastructureAnnotations: max };
 }
 
-function templateMap(value: unknown, path: Path, perPort: boolean, problems: Problems): Record<string, string> {
-  const map = stringMapValue(value, path, problems);
-  const allowed: readonly string[] = perPort ? TEMPLATE_PLACEHOLDERS : TEMPLATE_PLACEHOLDERS.filter((p) => p !== 'port');
-  for (const [key, template] of Object.entries(map)) {
-    for (const text of [key, template]) {
-      for (const match of text.matchAll(/\{([^}]*)\}/g)) {
-        const name = match[1] ?? '';
-        if (!allowed.includes(name)) {
-          problems.add([...path, key], `unknown placeholder {${name}}; allowed here: ${allowed.map((p) => `{${p}}`).join(', ')}`);
-        }
-      }
-    }
-    const sample = fillTemplate(key, { port: '80', readinessPort: 'status-port', readinessPath: '/healthz/ready' });
-    if (!isQualifiedName(sample)) problems.add([...path, key], `is not a valid annotation key once filled in (${sample})`);
+/**
+ * Matcher is a rule with its match compiled: namespace globs to regular expressions once, at load.
+ * A class, so two policies compiled from the same file compare equal field by field.
+ */
+class Matcher implements CompiledRule {
+  readonly match: Rule['match'];
+  readonly probe?: Rule['probe'];
+  readonly readiness?: Rule['readiness'];
+  readonly #globs: readonly RegExp[] | undefined;
+  readonly #labels: readonly (readonly [string, string])[];
+  constructor(rule: Rule) {
+    this.match = rule.match;
+    if (rule.probe !== undefined) this.probe = rule.probe;
+    if (rule.readiness !== undefined) this.readiness = rule.readiness;
+    this.#globs = rule.match.namespaces?.map(globToRegExp);
+    this.#labels = Object.entries(rule.match.labels ?? {});
   }
-  return map;
+  matches(namespace: string | undefined, labels: Readonly<Record<string, string>>): boolean {
+    const globs = this.#globs;
+    if (globs !== undefined && (namespace === undefined || !globs.some((g) => g.test(namespace)))) return false;
+    return this.#labels.every(([k, v]) => labels[k] === v);
+  }
 }
 
-function customValue(value: unknown, provider: string | undefined, problems: Problems): Policy['custom'] {
-  const map = mapping(value, ['custom'], ['tcp', 'readiness'], problems);
-  const out: { tcp?: CustomTemplates; readiness?: CustomTemplates } = {};
-  for (const intent of ['tcp', 'readiness'] as const) {
-    const section = mapping(map?.[intent], ['custom', intent], ['perPort', 'perService'], problems);
-    if (section === undefined) continue;
-    out[intent] = {
-      perPort: templateMap(section['perPort'], ['custom', intent, 'perPort'], true, problems),
-      perService: templateMap(section['perService'], ['custom', intent, 'perService'], false, problems),
-    };
-  }
-  const hasTemplates = Object.values(out).some((t) => Object.keys(t.perPort).length + Object.keys(t.perService).length > 0);
-  if (provider === 'custom' && !hasTemplates) {
-    problems.add(['custom'], 'provider "custom" needs at least one template under custom.tcp or custom.readiness');
-  }
-  if (provider !== undefined && provider !== 'custom' && hasTemplates) {
-    problems.add(['custom'], `templates are only read with provider "custom", not "${provider}"`);
-  }
-  return out;
-}
-
-function rulesValue(value: unknown, problems: Problems): readonly Rule[] {
+function rulesValue(value: unknown, readiness: ReadinessEndpoint, problems: Problems): readonly CompiledRule[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) {
-    problems.add(['rules'], 'must be a list of { match, probe }');
+    problems.add(['rules'], 'must be a list of { match, probe, readiness }');
     return [];
   }
-  const rules: Rule[] = [];
+  const rules: CompiledRule[] = [];
   value.forEach((raw: unknown, i) => {
     const path = ['rules', i];
-    const rule = mapping(raw, path, ['match', 'probe'], problems);
+    const rule = mapping(raw, path, ['match', 'probe', 'readiness'], problems);
     if (rule === undefined) {
-      if (raw === undefined || raw === null) problems.add(path, 'must be a mapping with match and probe');
+      if (raw === undefined || raw === null) problems.add(path, 'must be a mapping with match, and probe or readiness');
       return;
     }
     const match = mapping(rule['match'], [...path, 'match'], ['namespaces', 'labels'], problems);
@@ -197,14 +202,49 @@ function rulesValue(value: unknown, problems: Problems): readonly Rule[] {
       }
     }
     const labels = match?.['labels'] === undefined ? undefined : stringMapValue(match['labels'], [...path, 'match', 'labels'], problems);
-    if (!isProbeSetting(rule['probe'])) {
-      problems.add([...path, 'probe'], `must be one of ${oneOf(PROBE_SETTINGS)}, got ${JSON.stringify(rule['probe'])}`);
+    const rawProbe = rule['probe'];
+    const hasReadiness = rule['readiness'] !== undefined && rule['readiness'] !== null;
+    if (rawProbe === undefined || rawProbe === null) {
+      // A rule may set only the readiness endpoint; its objects keep the policy's probe.
+      if (!hasReadiness) {
+        problems.add(path, 'needs probe, readiness or both');
+        return;
+      }
+    } else if (!isProbeSetting(rawProbe)) {
+      problems.add([...path, 'probe'], `must be one of ${oneOf(PROBE_SETTINGS)}, got ${JSON.stringify(rawProbe)}`);
       return;
     }
-    rules.push({ match: { ...(namespaces && { namespaces }), ...(labels && { labels }) }, probe: rule['probe'] });
+    const ruleReadiness = hasReadiness ? readinessValue(rule['readiness'], [...path, 'readiness'], readiness, problems) : undefined;
+    rules.push(
+      new Matcher({
+        match: { ...(namespaces && { namespaces }), ...(labels && { labels }) },
+        ...(isProbeSetting(rawProbe) && { probe: rawProbe }),
+        ...(ruleReadiness && { readiness: ruleReadiness }),
+      }),
+    );
   });
   return rules;
 }
+
+/** settingsReader lends the parser's checks to the providers, recording their problems with the others. */
+function settingsReader(problems: Problems, provider: string | undefined): SettingsReader {
+  return {
+    provider,
+    problem: (path, message) => problems.add(path, message),
+    mapping: (value, path, allowed) => mapping(value, path, allowed, problems),
+    boolean: (value, path, fallback) => booleanValue(value, path, fallback, problems),
+    oneOf: (value, path, allowed, fallback) => enumValue(value, path, allowed, fallback, problems),
+    stringMap: (value, path) => stringMapValue(value, path, problems),
+  };
+}
+
+/** NO_PROVIDER stands in while a policy without a valid provider is being checked; such a policy is never returned. */
+const NO_PROVIDER: Policy['boundProvider'] = {
+  name: '',
+  title: '',
+  anyServiceType: false,
+  annotate: () => ({ groups: [], warnings: [], notes: [] }),
+};
 
 /** lineOf finds the 1-based line of the node at path, or of its nearest ancestor that exists. */
 function lineOf(doc: Document, counter: LineCounter, path: Path): number | undefined {
@@ -251,22 +291,25 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     problems.add(['provider'], `unknown provider ${JSON.stringify(rawProvider)}; one of ${oneOf(PROVIDER_NAMES)}`);
   } else provider = rawProvider;
 
-  const azureSection = mapping(root?.['azure'], ['azure'], ['hideStatusPort'], problems);
-  const awsSection = mapping(root?.['aws'], ['aws'], ['defaultTargetType'], problems);
+  const reader = settingsReader(problems, provider);
+  const settings: Record<string, unknown> = {};
+  for (const plugged of Object.values(PROVIDERS)) {
+    if (plugged.settingsKey !== undefined) settings[plugged.settingsKey] = plugged.readSettings(root?.[plugged.settingsKey], reader);
+  }
+  const plugged = PROVIDERS[provider ?? ''];
+  const readiness = readinessValue(root?.['readiness'], ['readiness'], DEFAULT_POLICY.readiness, problems);
   const policy: Policy = {
     provider: provider ?? '',
+    boundProvider: plugged === undefined ? NO_PROVIDER : plugged.bind(plugged.settingsKey === undefined ? undefined : settings[plugged.settingsKey]),
+    settings,
     mode: enumValue(root?.['mode'], ['mode'], ['enforce', 'warn'], DEFAULT_POLICY.mode, problems),
     probe: enumValue(root?.['probe'], ['probe'], PROBE_SETTINGS, DEFAULT_POLICY.probe, problems),
-    readiness: readinessValue(root?.['readiness'], problems),
+    readiness,
     overwrite: booleanValue(root?.['overwrite'], ['overwrite'], DEFAULT_POLICY.overwrite, problems),
     kinds: kindsValue(root?.['kinds'], problems),
     gateway: gatewayValue(root?.['gateway'], problems),
-    azure: { hideStatusPort: booleanValue(azureSection?.['hideStatusPort'], ['azure', 'hideStatusPort'], false, problems) },
-    aws: {
-      defaultTargetType: enumValue(awsSection?.['defaultTargetType'], ['aws', 'defaultTargetType'], AWS_TARGET_TYPES, DEFAULT_POLICY.aws.defaultTargetType, problems),
-    },
-    custom: customValue(root?.['custom'], provider, problems),
-    rules: rulesValue(root?.['rules'], problems),
+    profiles: profilesValue(root?.['profiles'], problems),
+    rules: rulesValue(root?.['rules'], readiness, problems),
   };
   if (problems.list.length > 0) {
     const located = problems.list.map((p) => ({ ...p, line: lineOf(doc, counter, p.path) ?? 0 }));

@@ -5,21 +5,32 @@
  * as it is, or a Service port name, resolved to that port's nodePort (instance targets) or numeric
  * targetPort (ip targets). The legacy in-tree provider accepts only integers or traffic-port.
  */
+import type { Readiness } from '../core/probe.js';
 import type { LoadBalancerTarget, ServicePort } from '../core/target.js';
-import { findPort } from '../core/target.js';
-import { defaultProbeIsRight, result, type Provider, type ProviderResult } from './provider.js';
+import { defaultProbeIsRight, describePort, result, type AnnotationGroup, type Provider, type ProviderResult } from './provider.js';
 
 const PREFIX = 'service.beta.kubernetes.io/aws-load-balancer-';
 
+/** ALB_PREFIX starts the AWS Load Balancer Controller's Ingress (ALB) annotations; on a backend Service they win over the Ingress's. */
+export const ALB_PREFIX = 'alb.ingress.kubernetes.io/';
+
 /**
- * AwsTargetType is how the AWS Load Balancer Controller registers NLB targets: `instance` (node ports)
- * or `ip` (pod IPs). Without a Service annotation it is the controller's --default-target-type flag,
- * which the webhook cannot see; the policy states it as aws.defaultTargetType.
+ * AwsTargetType is how the AWS Load Balancer Controller registers targets: `instance` (node ports)
+ * or `ip` (pod IPs). For NLBs without an annotation it is the controller's --default-target-type,
+ * which the webhook cannot see.
  */
 export type AwsTargetType = 'instance' | 'ip';
 
-/** AWS_TARGET_TYPES lists the valid aws.defaultTargetType values, the default (the controller's own) first. */
-export const AWS_TARGET_TYPES: readonly AwsTargetType[] = ['instance', 'ip'];
+/** AwsSettings is the policy's `aws` section. */
+export interface AwsSettings {
+  /** defaultTargetType is the target type of Services without the aws-load-balancer-nlb-target-type annotation. */
+  readonly defaultTargetType: AwsTargetType;
+  /** alb: also write the ALB target group health check on every Service a profile recognizes, whatever its type. */
+  readonly alb: boolean;
+}
+
+/** AWS_DEFAULT_SETTINGS: the controller's --default-target-type defaults to instance (aws-load-balancer-controller pkg/config/controller_config.go). */
+export const AWS_DEFAULT_SETTINGS: AwsSettings = { defaultTargetType: 'instance', alb: false };
 
 /** AWS_LBC_CLASS is the loadBalancerClass that hands a Service to the AWS Load Balancer Controller. */
 export const AWS_LBC_CLASS = 'service.k8s.aws/nlb';
@@ -80,42 +91,111 @@ function healthCheckPort(port: ServicePort, targetType: AwsTargetType): { value:
   };
 }
 
-/** aws is the AWS provider. */
-export const aws: Provider = {
-  name: 'aws',
-  title: 'AWS',
-  annotate({ target, intent, readiness, policy }): ProviderResult {
-    if (intent === 'tcp') return defaultProbeIsRight('AWS', 'NLB health checks default to TCP on the traffic port');
-    if (!awsControllerOwns(target)) {
+/**
+ * nlb answers for the NLB of a LoadBalancer Service: one health check per Service, TCP on the
+ * traffic port unless annotated.
+ */
+function nlb(target: LoadBalancerTarget, intent: 'tcp' | 'readiness', readiness: Readiness, settings: AwsSettings): ProviderResult {
+  if (intent === 'tcp') return defaultProbeIsRight('AWS', 'NLB health checks default to TCP on the traffic port');
+  if (!awsControllerOwns(target)) {
+    return result({
+      warnings: [
+        `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass ${AWS_LBC_CLASS}, ` +
+          `or ${AWS_TYPE_ANNOTATION}: external with ${AWS_TARGET_TYPE_ANNOTATION}); the check stays TCP`,
+      ],
+    });
+  }
+  const targetType = awsTargetType(target, settings.defaultTargetType);
+  // The controller builds the instance + Local check itself: HTTP /healthz on healthCheckNodePort, which kube-proxy answers.
+  if (targetType === 'instance' && target.externalTrafficPolicy === 'Local') {
+    return defaultProbeIsRight('AWS', "externalTrafficPolicy Local with instance targets is checked on kube-proxy's health check node port");
+  }
+  if ('missing' in readiness) return result({ warnings: [`AWS: ${readiness.missing}, so the check stays TCP`] });
+  const written = healthCheckPort(readiness.check.port, targetType);
+  if ('warning' in written) return result({ warnings: [written.warning] });
+  return result({
+    groups: [
+      {
+        annotations: {
+          [`${PREFIX}healthcheck-protocol`]: 'http',
+          [`${PREFIX}healthcheck-port`]: written.value,
+          [`${PREFIX}healthcheck-path`]: readiness.check.path,
+        },
+        reason: `AWS checks the ${targetType} targets with GET :${written.value}${readiness.check.path}`,
+      },
+    ],
+  });
+}
+
+/** ALB_TARGET_TYPE_ANNOTATION chooses the ALB target type (`instance`, the default, or `ip`); a backend Service's value wins over the Ingress's. */
+export const ALB_TARGET_TYPE_ANNOTATION = `${ALB_PREFIX}target-type`;
+
+/**
+ * alb answers for an ALB target group whose backend is the Service (pkg/ingress/model_build_target_group.go):
+ * the check defaults to HTTP GET / on the traffic port, and the Service's alb.ingress.kubernetes.io
+ * health check keys win over the Ingress's. Its port is `traffic-port`, a number used as it is, or
+ * a Service port name resolved like the NLB's; only HTTP and HTTPS exist, so a workload without an
+ * HTTP health endpoint gets nothing and a warning.
+ */
+function alb(target: LoadBalancerTarget, readiness: Readiness, profile: string): ProviderResult {
+  if ('missing' in readiness) {
+    return result({ warnings: [`AWS ALB: ${readiness.missing}, and ALB checks only HTTP or HTTPS, so its check stays GET / on the traffic port`] });
+  }
+  const { check } = readiness;
+  let port: string;
+  if (check.onTrafficPorts === true) port = 'traffic-port';
+  else {
+    const described = describePort(check.port);
+    // The target type is usually on the Ingress, which the webhook does not see, so a name is
+    // written only where both target types resolve it: ip refuses a name whose targetPort is a name.
+    const instance = target.annotations[ALB_TARGET_TYPE_ANNOTATION] === 'instance';
+    if (check.port.name === undefined) {
+      return result({ warnings: [`AWS ALB: ${described} has no name, and a number is read as a raw port; name the port; its check stays GET / on the traffic port`] });
+    }
+    if (!instance && typeof check.port.targetPort === 'string') {
       return result({
         warnings: [
-          `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass ${AWS_LBC_CLASS}, ` +
-            `or ${AWS_TYPE_ANNOTATION}: external with ${AWS_TARGET_TYPE_ANNOTATION}); the check stays TCP`,
+          `AWS ALB: ${described} has targetPort ${check.port.targetPort}, a name, which the controller refuses as a health check port with ip targets; ` +
+            `give it a numeric targetPort or set ${ALB_TARGET_TYPE_ANNOTATION}: instance on the Service; its check stays GET / on the traffic port`,
         ],
       });
     }
-    const targetType = awsTargetType(target, policy.aws.defaultTargetType);
-    // The controller builds the instance + Local check itself: HTTP /healthz on healthCheckNodePort, which kube-proxy answers.
-    if (targetType === 'instance' && target.externalTrafficPolicy === 'Local') {
-      return defaultProbeIsRight('AWS', "externalTrafficPolicy Local with instance targets is checked on kube-proxy's health check node port");
-    }
-    const port = findPort(target.ports, readiness.port);
-    if (port === undefined) {
-      return result({ warnings: [`AWS: readiness port ${readiness.port} is not a port of the Service, so the check stays TCP`] });
-    }
-    const written = healthCheckPort(port, targetType);
-    if ('warning' in written) return result({ warnings: [written.warning] });
+    port = check.port.name;
+  }
+  const group: AnnotationGroup = {
+    annotations: {
+      [`${ALB_PREFIX}healthcheck-protocol`]: 'HTTP',
+      [`${ALB_PREFIX}healthcheck-port`]: port,
+      [`${ALB_PREFIX}healthcheck-path`]: check.path,
+    },
+    reason: `AWS ALB checks the ${profile} backend with GET :${port}${check.path} instead of GET / on the traffic port`,
+  };
+  return result({ groups: [group] });
+}
+
+/** aws is the AWS provider. */
+export const aws: Provider<AwsSettings> = {
+  name: 'aws',
+  title: 'AWS',
+  settings: {
+    key: 'aws',
+    read(value, reader) {
+      const map = reader.mapping(value, ['aws'], ['defaultTargetType', 'alb']);
+      return {
+        defaultTargetType: reader.oneOf(map?.['defaultTargetType'], ['aws', 'defaultTargetType'], ['instance', 'ip'], AWS_DEFAULT_SETTINGS.defaultTargetType),
+        alb: reader.boolean(map?.['alb'], ['aws', 'alb'], AWS_DEFAULT_SETTINGS.alb),
+      };
+    },
+  },
+  anyServiceType: (settings) => settings.alb,
+  annotate({ target, intent, readiness, profile, settings }): ProviderResult {
+    const parts: ProviderResult[] = [];
+    if (target.type === 'LoadBalancer' && target.affected.length > 0) parts.push(nlb(target, intent, readiness, settings));
+    if (settings.alb && profile !== undefined && target.kind === 'Service') parts.push(alb(target, readiness, profile));
     return result({
-      groups: [
-        {
-          annotations: {
-            [`${PREFIX}healthcheck-protocol`]: 'http',
-            [`${PREFIX}healthcheck-port`]: written.value,
-            [`${PREFIX}healthcheck-path`]: readiness.path,
-          },
-          reason: `AWS checks the ${targetType} targets with GET :${written.value}${readiness.path}`,
-        },
-      ],
+      groups: parts.flatMap((p) => p.groups),
+      warnings: parts.flatMap((p) => p.warnings),
+      notes: parts.flatMap((p) => p.notes),
     });
   },
 };

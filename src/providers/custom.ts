@@ -2,10 +2,26 @@
  * The custom provider: annotation templates from the policy's `custom` section, per probe intent,
  * per affected port and per Service, with {port}, {readinessPort} and {readinessPath} filled in.
  */
+import { isQualifiedName } from '../core/names.js';
+import type { SettingsPath, SettingsReader } from './provider.js';
 import { describePort, result, type AnnotationGroup, type Provider } from './provider.js';
 
 /** TEMPLATE_PLACEHOLDERS lists the placeholders custom templates may use. */
 export const TEMPLATE_PLACEHOLDERS = ['port', 'readinessPort', 'readinessPath'] as const;
+
+/** CustomTemplates are the custom provider's annotation templates for one probe intent. */
+export interface CustomTemplates {
+  /** perPort is applied once per affected port, with {port} filled in. */
+  readonly perPort: Readonly<Record<string, string>>;
+  /** perService is applied once per Service. */
+  readonly perService: Readonly<Record<string, string>>;
+}
+
+/** CustomSettings is the policy's `custom` section: templates per probe intent. */
+export interface CustomSettings {
+  readonly tcp?: CustomTemplates;
+  readonly readiness?: CustomTemplates;
+}
 
 /** fillTemplate replaces every {name} in a template with its value; unknown names are left as they are. */
 export function fillTemplate(template: string, values: Readonly<Record<string, string>>): string {
@@ -16,14 +32,56 @@ function fillMap(map: Readonly<Record<string, string>>, values: Readonly<Record<
   return Object.fromEntries(Object.entries(map).map(([k, v]) => [fillTemplate(k, values), fillTemplate(v, values)]));
 }
 
+function templateMap(value: unknown, path: SettingsPath, perPort: boolean, reader: SettingsReader): Record<string, string> {
+  const map = reader.stringMap(value, path);
+  const allowed: readonly string[] = perPort ? TEMPLATE_PLACEHOLDERS : TEMPLATE_PLACEHOLDERS.filter((p) => p !== 'port');
+  for (const [key, template] of Object.entries(map)) {
+    for (const text of [key, template]) {
+      for (const match of text.matchAll(/\{([^}]*)\}/g)) {
+        const name = match[1] ?? '';
+        if (!allowed.includes(name)) {
+          reader.problem([...path, key], `unknown placeholder {${name}}; allowed here: ${allowed.map((p) => `{${p}}`).join(', ')}`);
+        }
+      }
+    }
+    const sample = fillTemplate(key, { port: '80', readinessPort: 'status-port', readinessPath: '/healthz/ready' });
+    if (!isQualifiedName(sample)) reader.problem([...path, key], `is not a valid annotation key once filled in (${sample})`);
+  }
+  return map;
+}
+
 /** custom is the template-driven provider. */
-export const custom: Provider = {
+export const custom: Provider<CustomSettings> = {
   name: 'custom',
   title: 'custom',
-  annotate({ target, intent, readiness, policy }) {
-    const templates = policy.custom[intent];
+  settings: {
+    key: 'custom',
+    read(value, reader) {
+      const map = reader.mapping(value, ['custom'], ['tcp', 'readiness']);
+      const out: { tcp?: CustomTemplates; readiness?: CustomTemplates } = {};
+      for (const intent of ['tcp', 'readiness'] as const) {
+        const section = reader.mapping(map?.[intent], ['custom', intent], ['perPort', 'perService']);
+        if (section === undefined) continue;
+        out[intent] = {
+          perPort: templateMap(section['perPort'], ['custom', intent, 'perPort'], true, reader),
+          perService: templateMap(section['perService'], ['custom', intent, 'perService'], false, reader),
+        };
+      }
+      const hasTemplates = Object.values(out).some((t) => Object.keys(t.perPort).length + Object.keys(t.perService).length > 0);
+      if (reader.provider === 'custom' && !hasTemplates) {
+        reader.problem(['custom'], 'provider "custom" needs at least one template under custom.tcp or custom.readiness');
+      }
+      if (reader.provider !== undefined && reader.provider !== 'custom' && hasTemplates) {
+        reader.problem(['custom'], `templates are only read with provider "custom", not "${reader.provider}"`);
+      }
+      return out;
+    },
+  },
+  annotate({ target, intent, readiness, settings }) {
+    const templates = settings[intent];
     if (templates === undefined) return result({ notes: [`custom: no templates for probe ${intent}; nothing to change`] });
-    const shared = { readinessPort: String(readiness.port), readinessPath: readiness.path };
+    const endpoint = 'check' in readiness ? { port: readiness.check.ref, path: readiness.check.path } : readiness.endpoint;
+    const shared = { readinessPort: String(endpoint.port), readinessPath: endpoint.path };
     const groups: AnnotationGroup[] = [];
     if (Object.keys(templates.perPort).length > 0) {
       for (const port of target.affected) {

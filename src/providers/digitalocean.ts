@@ -3,7 +3,6 @@
  * check needs do-loadbalancer-override-health-check present and a health check port that equals a
  * Service port number, which the controller maps to its nodePort.
  */
-import { findPort } from '../core/target.js';
 import { defaultProbeIsRight, readinessUrl, result, type Provider } from './provider.js';
 
 const PREFIX = 'service.beta.kubernetes.io/do-loadbalancer-';
@@ -12,12 +11,10 @@ const PREFIX = 'service.beta.kubernetes.io/do-loadbalancer-';
 export const digitalocean: Provider = {
   name: 'digitalocean',
   title: 'DigitalOcean',
-  annotate({ target, intent, readiness }) {
+  annotate({ intent, readiness }) {
     if (intent === 'tcp') return defaultProbeIsRight('DigitalOcean', "the default check is kube-proxy's /healthz");
-    const port = findPort(target.ports, readiness.port);
-    if (port === undefined) {
-      return result({ warnings: [`DigitalOcean: readiness port ${readiness.port} is not a port of the Service, so the default check stays`] });
-    }
+    if ('missing' in readiness) return result({ warnings: [`DigitalOcean: ${readiness.missing}, so the default check stays`] });
+    const { port, path } = readiness.check;
     return result({
       groups: [
         {
@@ -25,9 +22,9 @@ export const digitalocean: Provider = {
             [`${PREFIX}override-health-check`]: 'true', // presence is what counts; the value is not read
             [`${PREFIX}healthcheck-protocol`]: 'http',
             [`${PREFIX}healthcheck-port`]: String(port.port),
-            [`${PREFIX}healthcheck-path`]: readiness.path,
+            [`${PREFIX}healthcheck-path`]: path,
           },
-          reason: `DigitalOcean checks the nodes with GET ${readinessUrl({ port: port.port, path: readiness.path })}`,
+          reason: `DigitalOcean checks the nodes with GET ${readinessUrl({ port: port.port, path })}`,
         },
       ],
     });

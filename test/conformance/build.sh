@@ -2,7 +2,7 @@
 # build.sh builds the cloud conformance programs from each cloud controller's own Go module and caches them
 # per upstream version (and per hash of our wrapper files) outside the repository.
 #
-# Usage: build.sh [azure|aws]...   builds what is missing (all clouds by default), then prints NAME_PROBES=path lines
+# Usage: build.sh [azure|aws|aws-alb]...   builds what is missing (all by default), then prints NAME_PROBES=path lines
 #        build.sh --print          prints those lines only
 #
 # How: the probe builders are unexported. For each cloud we copy the pinned module out of the Go module cache,
@@ -21,6 +21,8 @@ AZURE_PACKAGE=pkg/provider
 AWS_MODULE=sigs.k8s.io/aws-load-balancer-controller
 AWS_VERSION=v0.0.0-20260109171550-3b9bdb1e3fb2
 AWS_PACKAGE=pkg/service
+# The same module's Ingress (ALB) target group builder.
+AWS_ALB_PACKAGE=pkg/ingress
 
 log() { echo "conformance: $*" >&2; }
 
@@ -36,6 +38,7 @@ bin_path() { echo "$CACHE_ROOT/$1/$(key "$1" "$2")/bin/$1-probes"; }
 print() {
   printf 'AZURE_PROBES=%s\n' "$(bin_path azure "$AZURE_VERSION")"
   printf 'AWS_PROBES=%s\n' "$(bin_path aws "$AWS_VERSION")"
+  printf 'AWS_ALB_PROBES=%s\n' "$(bin_path aws-alb "$AWS_VERSION")"
 }
 
 # build NAME MODULE VERSION PACKAGE builds one program unless it is cached.
@@ -87,12 +90,13 @@ command -v flock >/dev/null || { log "flock (util-linux) is required"; exit 2; }
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 
 clouds=("$@")
-[[ ${#clouds[@]} -eq 0 ]] && clouds=(azure aws)
+[[ ${#clouds[@]} -eq 0 ]] && clouds=(azure aws aws-alb)
 for cloud in "${clouds[@]}"; do
   case "$cloud" in
     azure) build azure "$AZURE_MODULE" "$AZURE_VERSION" "$AZURE_PACKAGE" ;;
     aws) build aws "$AWS_MODULE" "$AWS_VERSION" "$AWS_PACKAGE" ;;
-    *) log "unknown cloud '$cloud' (expected azure or aws)"; exit 2 ;;
+    aws-alb) build aws-alb "$AWS_MODULE" "$AWS_VERSION" "$AWS_ALB_PACKAGE" ;;
+    *) log "unknown cloud '$cloud' (expected azure, aws or aws-alb)"; exit 2 ;;
   esac
 done
 print

@@ -12,15 +12,16 @@ import type { JsonObject } from '../../src/core/json.js';
 const BUILD = fileURLToPath(new URL('./build.sh', import.meta.url));
 
 /** programPaths returns the cached program of each cloud, failing with what to run when one is missing. */
-export function programPaths(): { azure: string; aws: string } {
+export function programPaths(): { azure: string; aws: string; alb: string } {
   const out = execFileSync('bash', [BUILD, '--print'], { encoding: 'utf8' });
   const paths = Object.fromEntries(out.trim().split('\n').map((line) => line.split('=', 2) as [string, string]));
   const azure = paths['AZURE_PROBES'] ?? '';
   const aws = paths['AWS_PROBES'] ?? '';
-  for (const path of [azure, aws]) {
+  const alb = paths['AWS_ALB_PROBES'] ?? '';
+  for (const path of [azure, aws, alb]) {
     if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run conformance\` first (npm test does)`);
   }
-  return { azure, aws };
+  return { azure, aws, alb };
 }
 
 /** FIRST_NODE_PORT is where the simulated allocation starts; port i of a Service gets FIRST_NODE_PORT + i. */
@@ -117,4 +118,24 @@ export function runAzure(path: string, inputs: readonly AzureInput[]): Promise<A
 /** runAws runs the AWS Load Balancer Controller's target type and health check builders over a batch of Services. */
 export function runAws(path: string, inputs: readonly AwsInput[]): Promise<AwsResult[]> {
   return runProgram<AwsResult[]>(path, inputs);
+}
+
+/** AlbInput is one backend Service for the ALB program, with the annotations of the Ingress that points at it. */
+export interface AlbInput {
+  readonly name: string;
+  readonly service: JsonObject;
+  readonly ingressAnnotations?: Readonly<Record<string, string>>;
+}
+
+/** AlbResult is the target type and target group health check the ALB Ingress builder derives for a backend Service, or its error. */
+export interface AlbResult {
+  readonly name: string;
+  readonly targetType?: string;
+  readonly healthCheck?: AwsHealthCheck;
+  readonly error?: string;
+}
+
+/** runAlb runs the AWS Load Balancer Controller's Ingress (ALB) target group health check builder over a batch of backend Services. */
+export function runAlb(path: string, inputs: readonly AlbInput[]): Promise<AlbResult[]> {
+  return runProgram<AlbResult[]>(path, inputs);
 }

@@ -17,8 +17,10 @@ import {
   FIRST_NODE_PORT,
   HEALTH_CHECK_NODE_PORT,
   programPaths,
+  runAlb,
   runAws,
   runAzure,
+  type AlbResult,
   type AwsHealthCheck,
   type AwsResult,
   type AzureProbe,
@@ -228,6 +230,30 @@ const AZURE_CASES: AzureCase[] = [
     policy: { probe: 'readiness' },
     probes: { 15021: tcpOwn(15021), 80: httpStatus },
   },
+  {
+    name: 'probe readiness on the ingress-nginx chart’s Service makes Azure probe 80 and 443 with GET /healthz on the http port’s nodePort',
+    input: { fixture: 'ingress-nginx-controller.yaml' },
+    policy: { probe: 'readiness' },
+    probes: { 80: { protocol: 'Http', port: { nodePortOf: 80 }, path: '/healthz' }, 443: { protocol: 'Http', port: { nodePortOf: 80 }, path: '/healthz' } },
+  },
+  {
+    name: 'probe tcp on the ingress-nginx chart’s Service makes Azure probe each port over TCP on its own nodePort',
+    input: { fixture: 'ingress-nginx-controller.yaml' },
+    policy: { probe: 'tcp' },
+    probes: { 80: tcpOwn(80), 443: tcpOwn(443) },
+  },
+  {
+    name: 'probe readiness on the HAProxy chart’s Service makes Azure probe every port over TCP, without a warning',
+    input: { fixture: 'haproxy-ingress-controller.yaml' },
+    policy: { probe: 'readiness' },
+    probes: { 80: tcpOwn(80), 443: tcpOwn(443), 1024: tcpOwn(1024) },
+  },
+  {
+    name: "probe readiness on the classic Istio gateway Service makes Azure probe 80 and 443 with GET /healthz/ready on the status port's nodePort",
+    input: { fixture: 'istio-classic-ingressgateway.yaml' },
+    policy: { probe: 'readiness' },
+    probes: { 15021: tcpOwn(15021), 80: httpStatus, 443: httpStatus },
+  },
 ];
 
 // AWS cases ---------------------------------------------------------------------------------------
@@ -312,7 +338,7 @@ const AWS_CASES: AwsCase[] = [
     policy: { probe: 'readiness' },
     check: 'not reconciled',
     warnings: [
-      `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb, or ${AWS}type: external with ${AWS}nlb-target-type); the check stays TCP`,
+      `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb, or ${AWS}type: external with ${AWS}nlb-target-type); the check stays TCP (profile istio)`,
     ],
   },
   {
@@ -356,6 +382,22 @@ const AWS_CASES: AwsCase[] = [
     },
     policy: { probe: 'readiness', readiness: { port: 15021 } },
     check: instanceStatus,
+  },
+  {
+    name: 'probe readiness on the ingress-nginx chart’s Service with instance targets checks GET /healthz on the http port’s nodePort',
+    input: { fixture: 'ingress-nginx-controller.yaml', edit: spec({ loadBalancerClass: 'service.k8s.aws/nlb' }) },
+    policy: { probe: 'readiness' },
+    check: { targetType: 'instance', protocol: 'HTTP', port: { nodePortOf: 80 }, path: '/healthz' },
+  },
+  {
+    name: 'probe readiness on the ingress-nginx chart’s Service with ip targets stays TCP with a warning, since its targetPort http is a name',
+    input: { fixture: 'ingress-nginx-controller.yaml', edit: both(spec({ loadBalancerClass: 'service.k8s.aws/nlb' }), annotate({ [`${AWS}nlb-target-type`]: 'ip' })) },
+    policy: { probe: 'readiness' },
+    check: { targetType: 'ip', protocol: 'TCP', port: 'traffic-port' },
+    warnings: [
+      'AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
+        `(Service port 80 (http) has targetPort http); give it a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself; the check stays TCP (profile ingress-nginx)`,
+    ],
   },
 ];
 
@@ -564,5 +606,99 @@ describe('what the clouds do with what the webhook avoids writing', () => {
     annotate({ [`${AZ}port_80_health-probe_protocol`]: 'http', [`${AZ}port_80_health-probe_port`]: 'health' })(service);
     const [result] = await runAzure(programs.azure, [{ name: 'unknown', service: allocate(service), sku: 'standard', probeMode: 'servicenodeport' }]);
     expect(result!.error).toMatch(/^failed to parse annotation/);
+  });
+});
+
+// AWS ALB cases -----------------------------------------------------------------------------------
+
+const ALB = 'alb.ingress.kubernetes.io/';
+
+interface AlbCase {
+  readonly name: string;
+  readonly input: Input;
+  readonly policy: Record<string, unknown>;
+  /** ingress holds the annotations of the Ingress whose backend the Service is. */
+  readonly ingress?: Record<string, string>;
+  readonly check: { targetType: string; protocol: string; port: PortRef | 'traffic-port'; path: string };
+  readonly warnings?: readonly string[];
+}
+
+const nodePortType = spec({ type: 'NodePort' });
+const ALB_ON = { aws: { alb: true } };
+const IP_INGRESS = { [`${ALB}target-type`]: 'ip' };
+
+const ALB_CASES: AlbCase[] = [
+  {
+    name: 'a NodePort ingress-nginx backend is checked with GET /healthz on the traffic port of its instance targets',
+    input: { fixture: 'ingress-nginx-controller.yaml', edit: nodePortType },
+    policy: ALB_ON,
+    check: { targetType: 'instance', protocol: 'HTTP', port: 'traffic-port', path: '/healthz' },
+  },
+  {
+    name: 'a NodePort ingress-nginx backend behind an Ingress with ip targets is checked with GET /healthz on the traffic port of the pods',
+    input: { fixture: 'ingress-nginx-controller.yaml', edit: nodePortType },
+    policy: ALB_ON,
+    ingress: IP_INGRESS,
+    check: { targetType: 'ip', protocol: 'HTTP', port: 'traffic-port', path: '/healthz' },
+  },
+  {
+    name: "a NodePort classic Istio gateway backend is checked with GET /healthz/ready on the status port's nodePort",
+    input: { fixture: 'istio-classic-ingressgateway.yaml', edit: nodePortType },
+    policy: ALB_ON,
+    check: { targetType: 'instance', protocol: 'HTTP', port: { nodePortOf: 15021 }, path: READY },
+  },
+  {
+    name: "a classic Istio gateway backend behind an Ingress with ip targets is checked on the status port's targetPort",
+    input: { fixture: 'istio-classic-ingressgateway.yaml', edit: nodePortType },
+    policy: ALB_ON,
+    ingress: IP_INGRESS,
+    check: { targetType: 'ip', protocol: 'HTTP', port: { targetPortOf: 15021 }, path: READY },
+  },
+  {
+    name: 'a classic Istio gateway whose status targetPort is a name is left alone with a warning, so the controller, with ip targets, still builds its default check',
+    input: { fixture: 'istio-classic-ingressgateway.yaml', edit: both(nodePortType, statusTargetPort('status')) },
+    policy: ALB_ON,
+    ingress: IP_INGRESS,
+    check: { targetType: 'ip', protocol: 'HTTP', port: 'traffic-port', path: '/' },
+    warnings: [
+      `AWS ALB: port 15021 (status-port) has targetPort status, a name, which the controller refuses as a health check port with ip targets; give it a numeric targetPort or set ${ALB}target-type: instance on the Service; its check stays GET / on the traffic port (profile istio)`,
+    ],
+  },
+  {
+    name: 'without aws.alb a NodePort ingress-nginx backend keeps the controller default, GET / on the traffic port (the failure)',
+    input: { fixture: 'ingress-nginx-controller.yaml', edit: nodePortType },
+    policy: {},
+    check: { targetType: 'instance', protocol: 'HTTP', port: 'traffic-port', path: '/' },
+  },
+];
+
+describe('aws-load-balancer-controller v2.17.1 Ingress (ALB) reads what render writes on backend Services', () => {
+  const albResults = new Map<string, { result: AlbResult; service: JsonObject; warnings: readonly string[] }>();
+  beforeAll(async () => {
+    const rendered = await renderAll('aws', ALB_CASES);
+    const results = await runAlb(
+      programPaths().alb,
+      ALB_CASES.map((c) => ({ name: c.name, service: rendered.get(c.name)!.service, ingressAnnotations: c.ingress ?? {} })),
+    );
+    for (const result of results) albResults.set(result.name, { result, ...rendered.get(result.name)! });
+  }, 300_000);
+
+  it.each(ALB_CASES.map((c) => [c.name, c] as const))('%s.', (_name, c) => {
+    const { result, service, warnings } = albResults.get(c.name)!;
+    expect(warnings).toEqual(c.warnings ?? []);
+    expect(result.error).toBeUndefined();
+    expect(result.targetType).toBe(c.check.targetType);
+    expect(result.healthCheck).toEqual({
+      protocol: c.check.protocol,
+      port: c.check.port === 'traffic-port' ? 'traffic-port' : String(resolve(service, c.check.port)),
+      path: c.check.path,
+    });
+  });
+
+  it('The controller refuses a named health check port with ip targets when its targetPort is a name, so the webhook writes nothing there.', async () => {
+    const service = fixture('istio-classic-ingressgateway.yaml');
+    both(nodePortType, statusTargetPort('status'), annotate({ [`${ALB}healthcheck-port`]: 'status-port' }))(service);
+    const [result] = await runAlb(programPaths().alb, [{ name: 'named', service: allocate(service), ingressAnnotations: IP_INGRESS }]);
+    expect(result!.error).toBe("cannot use named healthCheckPort for IP TargetType when service's targetPort is a named port");
   });
 });

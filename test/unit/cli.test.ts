@@ -92,8 +92,8 @@ describe('check', () => {
     const { code, stdout } = await runCli(['check', '--policy', azurePolicy, fixturePath('istio-gateway-service.yaml'), fixturePath('service-user-probe.yaml')]);
     expect(code).toBe(1);
     expect(stdout.split('\n')).toEqual([
-      `${fixturePath('istio-gateway-service.yaml')}:3: Service istio-ingress/gateway-istio: add metadata.annotations[${AZ}port_80_health-probe_protocol]="tcp": Azure probes port 80 (http) over TCP instead of GET / (appProtocol http)`,
-      `${fixturePath('istio-gateway-service.yaml')}:3: Service istio-ingress/gateway-istio: add metadata.annotations[${AZ}port_443_health-probe_protocol]="tcp": Azure probes port 443 (https) over TCP instead of GET / (appProtocol https)`,
+      `${fixturePath('istio-gateway-service.yaml')}:3: Service istio-ingress/gateway-istio: add metadata.annotations[${AZ}port_80_health-probe_protocol]="tcp": Azure probes port 80 (http) over TCP instead of GET / (appProtocol http) (profile istio)`,
+      `${fixturePath('istio-gateway-service.yaml')}:3: Service istio-ingress/gateway-istio: add metadata.annotations[${AZ}port_443_health-probe_protocol]="tcp": Azure probes port 443 (https) over TCP instead of GET / (appProtocol https) (profile istio)`,
       `${fixturePath('service-user-probe.yaml')}:2: Service istio-ingress/gateway-user: add metadata.annotations[${AZ}port_443_health-probe_protocol]="tcp": Azure probes port 443 (https) over TCP instead of GET / (appProtocol https)`,
       '3 changes in 2 of 2 load-balanced objects',
       '',

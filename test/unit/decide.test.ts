@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fastJsonPatch from 'fast-json-patch';
-import { decide, handledKind, userMessages } from '../../src/core/decide.js';
+import { decide, handledKind, userMessages } from '../../src/decision/decide.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { fixture, policy } from '../helpers/fixtures.js';
 
@@ -185,7 +185,7 @@ describe('decide on Services', () => {
       { op: 'add', path: '/spec/infrastructure/annotations/service.beta.kubernetes.io~1aws-load-balancer-healthcheck-port', value: 'status-port' },
       { op: 'add', path: '/spec/infrastructure/annotations/service.beta.kubernetes.io~1aws-load-balancer-healthcheck-path', value: '/healthz/ready' },
     ]);
-    expect(userMessages(decision)).toEqual(['lb-probe-webhook: AWS checks the ip targets with GET :status-port/healthz/ready']);
+    expect(userMessages(decision)).toEqual(['lb-probe-webhook: AWS checks the ip targets with GET :status-port/healthz/ready (profile istio)']);
   });
 
   it('Mode warn makes no patch but says what would change.', () => {
@@ -193,16 +193,16 @@ describe('decide on Services', () => {
     expect(decision).toMatchObject({ outcome: 'warned', patch: [] });
     expect(decision.object).toBeUndefined();
     expect(userMessages(decision)).toEqual([
-      'lb-probe-webhook: would change (mode warn): Azure probes port 80 (http) over TCP instead of GET / (appProtocol http)',
-      'lb-probe-webhook: would change (mode warn): Azure probes port 443 (https) over TCP instead of GET / (appProtocol https)',
+      'lb-probe-webhook: would change (mode warn): Azure probes port 80 (http) over TCP instead of GET / (appProtocol http) (profile istio)',
+      'lb-probe-webhook: would change (mode warn): Azure probes port 443 (https) over TCP instead of GET / (appProtocol https) (profile istio)',
     ]);
   });
 
   it('A patched decision tells the user each change and its reason.', () => {
     const decision = decide({ object: fixture('istio-gateway-service.yaml'), operation: 'CREATE', policy: azure });
     expect(userMessages(decision)).toEqual([
-      'lb-probe-webhook: Azure probes port 80 (http) over TCP instead of GET / (appProtocol http)',
-      'lb-probe-webhook: Azure probes port 443 (https) over TCP instead of GET / (appProtocol https)',
+      'lb-probe-webhook: Azure probes port 80 (http) over TCP instead of GET / (appProtocol http) (profile istio)',
+      'lb-probe-webhook: Azure probes port 443 (https) over TCP instead of GET / (appProtocol https) (profile istio)',
     ]);
   });
 });

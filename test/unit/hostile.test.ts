@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildWebhookApp } from '../../src/http/app.js';
-import { decide } from '../../src/core/decide.js';
+import { decide } from '../../src/decision/decide.js';
 import { fixture, policy } from '../helpers/fixtures.js';
 import { review } from '../helpers/reviews.js';
 import { runCli, startServe, stopProcess } from '../helpers/cli.js';

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildWebhookApp } from '../../src/http/app.js';
 import { WebhookMetrics } from '../../src/http/metrics.js';
 import { buildHealthApp } from '../../src/http/health.js';
-import { decide } from '../../src/core/decide.js';
+import { decide } from '../../src/decision/decide.js';
 import { fixture, policy } from '../helpers/fixtures.js';
 import { decodePatch, review } from '../helpers/reviews.js';
 
@@ -52,8 +52,8 @@ describe('POST /mutate', () => {
     });
     expect(decodePatch(json)).toEqual(decide({ object: fixture('istio-gateway-service.yaml'), operation: 'CREATE', policy: azure }).patch);
     expect(json.response.warnings).toEqual([
-      'lb-probe-webhook: Azure probes port 80 (http) over TCP instead of GET / (appProtocol http)',
-      'lb-probe-webhook: Azure probes port 443 (https) over TCP instead of GET / (appProtocol https)',
+      'lb-probe-webhook: Azure probes port 80 (http) over TCP instead of GET / (appProtocol http) (profile istio)',
+      'lb-probe-webhook: Azure probes port 443 (https) over TCP instead of GET / (appProtocol https) (profile istio)',
     ]);
   });
 
@@ -90,7 +90,7 @@ describe('POST /mutate', () => {
       dryRun: false,
     });
     expect(typeof reviewLines[0]?.['durationMs']).toBe('number');
-    expect(Object.keys(reviewLines[0] ?? {}).sort()).toEqual(['changes', 'decision', 'dryRun', 'durationMs', 'hostname', 'kind', 'level', 'msg', 'name', 'namespace', 'operation', 'pid', 'probe', 'time', 'uid', 'warnings']);
+    expect(Object.keys(reviewLines[0] ?? {}).sort()).toEqual(['changes', 'decision', 'dryRun', 'durationMs', 'hostname', 'kind', 'level', 'msg', 'name', 'namespace', 'operation', 'pid', 'probe', 'profile', 'time', 'uid', 'warnings']);
     expect(reviewLines[0]).toMatchObject({ probe: 'tcp', changes: 2, warnings: 0, level: 30 });
     expect(lines.find((l) => l['msg'] === 'review detail')?.['patch']).toEqual(decide({ object: fixture('istio-gateway-service.yaml'), operation: 'CREATE', policy: azure }).patch);
     const text = await metrics.registry.metrics();

@@ -173,7 +173,7 @@ describe('policy reload', () => {
     const refused = server.logs.find((l) => l.msg === 'policy refused; the last good policy keeps serving');
     expect(refused?.['problems']).toEqual([
       `${policyFile}:2: probe: must be one of "tcp", "readiness", "none", got "maybe"`,
-      `${policyFile}:3: bogus: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, azure, aws, custom, rules`,
+      `${policyFile}:3: bogus: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, profiles, azure, aws, custom, rules`,
     ]);
     expect(await probeValues()).toBe('http');
     const metrics = await get(server.healthPort, '/metrics');

@@ -1,7 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/policy/parse.js';
-import { DEFAULT_POLICY } from '../../src/policy/schema.js';
+import { DEFAULT_POLICY, type Policy } from '../../src/policy/schema.js';
 import { WebhookError } from '../../src/errors.js';
+
+/** view is a compiled policy as plain data: profiles by name, rules without their matcher, the provider by name. */
+function view(policy: Policy): Record<string, unknown> {
+  const { boundProvider, profiles, rules, ...rest } = policy;
+  expect(boundProvider.name).toBe(policy.provider);
+  return { ...rest, profiles: profiles.map((p) => p.name), rules: rules.map((rule) => ({ ...rule })) };
+}
+
+/** DEFAULT_VIEW is the view of a policy naming only the Azure provider. */
+const DEFAULT_VIEW = {
+  provider: 'azure',
+  ...DEFAULT_POLICY,
+  settings: { azure: { hideStatusPort: false }, aws: { defaultTargetType: 'instance', alb: false }, custom: {} },
+  profiles: ['istio', 'ingress-nginx', 'haproxy-ingress'],
+  rules: [],
+};
 
 function problems(text: string): readonly string[] {
   try {
@@ -18,13 +34,13 @@ function problems(text: string): readonly string[] {
 
 describe('parsePolicy', () => {
   it('A policy naming only the provider gets every default.', () => {
-    expect(parsePolicy('provider: azure\n')).toEqual({ provider: 'azure', ...DEFAULT_POLICY });
+    expect(view(parsePolicy('provider: azure\n'))).toEqual(DEFAULT_VIEW);
   });
 
   it('The shipped default policy file parses to the defaults.', async () => {
     const { readFile } = await import('node:fs/promises');
     const text = await readFile(new URL('../../manifests/base/policy.yaml', import.meta.url), 'utf8');
-    expect(parsePolicy(text)).toEqual({ provider: 'azure', ...DEFAULT_POLICY });
+    expect(view(parsePolicy(text))).toEqual(DEFAULT_VIEW);
   });
 
   it('Every key can be set.', () => {
@@ -36,16 +52,19 @@ readiness: { port: 15021, path: /ready }
 overwrite: true
 kinds: [Gateway]
 gateway: { annotationsTarget: infrastructure, maxInfrastructureAnnotations: 16 }
+profiles: [haproxy-ingress, istio]
 azure: { hideStatusPort: true }
-aws: { defaultTargetType: ip }
+aws: { defaultTargetType: ip, alb: true }
 custom:
   readiness:
     perPort: { "example.com/p-{port}": "{readinessPort}{readinessPath}" }
 rules:
   - match: { namespaces: [kserve, "team-*"], labels: { tier: edge } }
     probe: none
+  - match: { labels: { app: web } }
+    readiness: { port: admin }
 `);
-    expect(policy).toEqual({
+    expect(view(policy)).toEqual({
       provider: 'custom',
       mode: 'warn',
       probe: 'readiness',
@@ -53,10 +72,16 @@ rules:
       overwrite: true,
       kinds: ['Gateway'],
       gateway: { annotationsTarget: 'infrastructure', maxInfrastructureAnnotations: 16 },
-      azure: { hideStatusPort: true },
-      aws: { defaultTargetType: 'ip' },
-      custom: { readiness: { perPort: { 'example.com/p-{port}': '{readinessPort}{readinessPath}' }, perService: {} } },
-      rules: [{ match: { namespaces: ['kserve', 'team-*'], labels: { tier: 'edge' } }, probe: 'none' }],
+      settings: {
+        azure: { hideStatusPort: true },
+        aws: { defaultTargetType: 'ip', alb: true },
+        custom: { readiness: { perPort: { 'example.com/p-{port}': '{readinessPort}{readinessPath}' }, perService: {} } },
+      },
+      profiles: ['istio', 'haproxy-ingress'],
+      rules: [
+        { match: { namespaces: ['kserve', 'team-*'], labels: { tier: 'edge' } }, probe: 'none' },
+        { match: { labels: { app: 'web' } }, readiness: { port: 'admin', path: '/ready' } },
+      ],
     });
   });
 
@@ -73,11 +98,14 @@ overwrite: "yes"
 kinds: [Service, Ingress, Service]
 gateway: { annotationsTarget: spec, maxInfrastructureAnnotations: 40 }
 azure: { hideStatusPort: 1 }
-aws: { defaultTargetType: IP, targetType: ip }
+aws: { defaultTargetType: IP, targetType: ip, alb: yes }
 rules:
   - match: { namespaces: [""], labels: { a: 1 } }
     probe: maybe
   - 7
+  - match: {}
+    readiness: { port: 0, path: / }
+profiles: [istio, traefik, istio]
 extra: true
 `),
     ).toEqual([
@@ -93,13 +121,17 @@ extra: true
       'p.yaml:10: gateway.annotationsTarget: must be one of "auto", "infrastructure", "metadata", got "spec"',
       'p.yaml:10: gateway.maxInfrastructureAnnotations: must be a whole number from 1 to 16 (8 up to Gateway API v1.5, 16 from v1.6), got 40',
       'p.yaml:11: azure.hideStatusPort: must be true or false, got 1',
-      'p.yaml:12: aws.targetType: unknown key; allowed: defaultTargetType',
+      'p.yaml:12: aws.targetType: unknown key; allowed: defaultTargetType, alb',
       'p.yaml:12: aws.defaultTargetType: must be one of "instance", "ip", got "IP"',
+      'p.yaml:12: aws.alb: must be true or false, got "yes"',
       'p.yaml:14: rules[0].match.namespaces: must be a list of namespace names or globs',
       'p.yaml:14: rules[0].match.labels.a: must be a string (quote it), got 1',
       'p.yaml:15: rules[0].probe: must be one of "tcp", "readiness", "none", got "maybe"',
       'p.yaml:16: rules[1]: must be a mapping',
-      'p.yaml:17: extra: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, azure, aws, custom, rules',
+      'p.yaml:18: rules[2].readiness.port: must be a port number (1-65535) or a Service port name, got 0',
+      'p.yaml:19: profiles[1]: unknown profile "traefik"; one of "istio", "ingress-nginx", "haproxy-ingress"',
+      'p.yaml:19: profiles[2]: istio is listed twice',
+      'p.yaml:20: extra: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, profiles, azure, aws, custom, rules',
     ]);
   });
 
@@ -111,7 +143,9 @@ extra: true
     ['a duplicate key', 'provider: azure\nprovider: aws\n', ['p.yaml:2: Map keys must be unique']],
     ['an empty kinds list', 'provider: azure\nkinds: []\n', ['p.yaml:2: kinds: must be a non-empty list of "Service", "Gateway"']],
     ['an aws section that is not a mapping', 'provider: aws\naws: instance\n', ['p.yaml:2: aws: must be a mapping']],
-    ['rules that are not a list', 'provider: azure\nrules: {}\n', ['p.yaml:2: rules: must be a list of { match, probe }']],
+    ['rules that are not a list', 'provider: azure\nrules: {}\n', ['p.yaml:2: rules: must be a list of { match, probe, readiness }']],
+    ['a rule with neither probe nor readiness', 'provider: azure\nrules:\n  - match: {}\n', ['p.yaml:3: rules[0]: needs probe, readiness or both']],
+    ['profiles that are not a list', 'provider: azure\nprofiles: istio\n', ['p.yaml:2: profiles: must be a list of "istio", "ingress-nginx", "haproxy-ingress" (an empty list recognizes none)']],
     ['custom templates with another provider', 'provider: azure\ncustom: { tcp: { perPort: { "a/{port}": x } } }\n', ['p.yaml:2: custom: templates are only read with provider "custom", not "azure"']],
     ['provider custom without templates', 'provider: custom\n', ['p.yaml:1: custom: provider "custom" needs at least one template under custom.tcp or custom.readiness']],
     [
@@ -128,9 +162,29 @@ extra: true
     expect(problems(text)).toEqual(expected);
   });
 
-  it('aws.defaultTargetType defaults to instance, the AWS Load Balancer Controller’s own default.', () => {
-    expect(parsePolicy('provider: aws\n').aws).toEqual({ defaultTargetType: 'instance' });
-    expect(parsePolicy('provider: aws\naws: { defaultTargetType: ip }\n').aws).toEqual({ defaultTargetType: 'ip' });
+  it('aws.defaultTargetType defaults to instance, the AWS Load Balancer Controller’s own default, and aws.alb to false.', () => {
+    expect(parsePolicy('provider: aws\n').settings['aws']).toEqual({ defaultTargetType: 'instance', alb: false });
+    expect(parsePolicy('provider: aws\naws: { defaultTargetType: ip }\n').settings['aws']).toEqual({ defaultTargetType: 'ip', alb: false });
+  });
+
+  it('The compiled policy carries the chosen provider bound to its settings: AWS with alb acts on any Service type, without it only on LoadBalancers.', () => {
+    expect(parsePolicy('provider: aws\naws: { alb: true }\n').boundProvider).toMatchObject({ name: 'aws', title: 'AWS', anyServiceType: true });
+    expect(parsePolicy('provider: aws\n').boundProvider).toMatchObject({ name: 'aws', anyServiceType: false });
+    expect(parsePolicy('provider: azure\naws: { alb: true }\n').boundProvider).toMatchObject({ name: 'azure', anyServiceType: false });
+  });
+
+  it('An empty profiles list recognizes no workload.', () => {
+    expect(parsePolicy('provider: azure\nprofiles: []\n').profiles).toEqual([]);
+  });
+
+  it('A compiled rule matches namespace globs and labels, and a rule without a namespace list matches objects without a namespace.', () => {
+    const [byNamespace, byLabel] = parsePolicy(
+      'provider: azure\nrules:\n  - match: { namespaces: ["team-*"] }\n    probe: none\n  - match: { labels: { tier: edge } }\n    readiness: { path: /ready }\n',
+    ).rules;
+    expect([byNamespace?.matches('team-a', {}), byNamespace?.matches('other', {}), byNamespace?.matches(undefined, {})]).toEqual([true, false, false]);
+    expect([byLabel?.matches(undefined, { tier: 'edge' }), byLabel?.matches('x', { tier: 'core' })]).toEqual([true, false]);
+    expect(byLabel?.readiness).toEqual({ port: 'status-port', path: '/ready' });
+    expect(byLabel?.probe).toBeUndefined();
   });
 
   it('The error message names the file and counts the problems.', () => {

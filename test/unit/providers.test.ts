@@ -1,23 +1,31 @@
 import { describe, expect, it } from 'vitest';
-import type { ProbeIntent } from '../../src/core/probe.js';
-import { serviceTarget, type LoadBalancerTarget } from '../../src/core/target.js';
+import type { ProbeIntent, Readiness } from '../../src/core/probe.js';
+import { findPort, serviceTarget } from '../../src/core/target.js';
 import { PROVIDERS, PROVIDER_NAMES, providerFor } from '../../src/providers/index.js';
 import { fillTemplate } from '../../src/providers/custom.js';
+import type { ProviderResult } from '../../src/providers/provider.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { fixture, policy } from '../helpers/fixtures.js';
 
-function targetOf(object: JsonObject): LoadBalancerTarget {
-  const target = serviceTarget(object);
-  if (target === undefined) throw new Error('not a LoadBalancer Service');
-  return target;
-}
-
-function annotate(provider: string, intent: ProbeIntent, object: JsonObject = fixture('istio-gateway-service.yaml'), settings: Record<string, unknown> = {}) {
+/** annotate runs the policy's provider, bound to the policy's settings, with the policy's readiness endpoint resolved against the Service and no profile. */
+function annotate(
+  provider: string,
+  intent: ProbeIntent,
+  object: JsonObject = fixture('istio-gateway-service.yaml'),
+  settings: Record<string, unknown> = {},
+  profile?: string,
+): ProviderResult {
   const p = policy({ provider, ...settings });
-  return providerFor(provider).annotate({ target: targetOf(object), intent, readiness: p.readiness, policy: p });
+  const target = serviceTarget(object);
+  const port = findPort(target.ports, p.readiness.port);
+  const readiness: Readiness =
+    port === undefined
+      ? { missing: `readiness port ${p.readiness.port} is not a port of the Service`, endpoint: p.readiness }
+      : { check: { ref: p.readiness.port, port, path: p.readiness.path } };
+  return p.boundProvider.annotate({ target, intent, readiness, profile });
 }
 
-function merged(result: ReturnType<typeof annotate>): Record<string, string> {
+function merged(result: ProviderResult): Record<string, string> {
   return Object.assign({}, ...result.groups.map((g) => g.annotations)) as Record<string, string>;
 }
 
@@ -25,6 +33,10 @@ describe('the provider registry', () => {
   it('lists the ten providers in order, each under its own name.', () => {
     expect(PROVIDER_NAMES).toEqual(['azure', 'aws', 'gcp', 'digitalocean', 'hetzner', 'linode', 'oci', 'alibaba', 'ibm', 'custom']);
     for (const name of PROVIDER_NAMES) expect(PROVIDERS[name]?.name).toBe(name);
+  });
+
+  it('declares the policy sections of the providers that have settings: azure, aws and custom.', () => {
+    expect(PROVIDER_NAMES.map((name) => PROVIDERS[name]?.settingsKey).filter((key) => key !== undefined)).toEqual(['azure', 'aws', 'custom']);
   });
 
   it('refuses an unknown name.', () => {

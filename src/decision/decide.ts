@@ -1,22 +1,24 @@
 /**
  * decide: the webhook's one decision, pure. Given an object, the admission operation and the
- * policy, it returns the mutated object and its JSON patch (clone, change, diff), one reason per
- * change, and warnings. The same function serves the HTTP server and the offline CLI.
+ * compiled policy, it returns the mutated object and its JSON patch (clone, change, diff), one
+ * reason per change, and warnings. The same function serves the HTTP server and the offline CLI.
+ * Everything it needs comes in the policy as values: the provider bound to its settings, the
+ * profiles and the compiled rules; it imports the model and the policy's types only.
  */
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import { isObject, objectAt, stringAt, stringMap, type JsonObject } from './json.js';
-import { globToRegExp } from './names.js';
-import { isProbeSetting, PROBE_ANNOTATION, type ProbeSetting } from './probe.js';
+import { isObject, objectAt, stringAt, stringMap, type JsonObject } from '../core/json.js';
+import { isProbeSetting, PROBE_ANNOTATION, type ProbeSetting, type Readiness, type ReadinessEndpoint } from '../core/probe.js';
 import {
+  findPort,
   GATEWAY_GROUP,
   gatewayTarget,
   infrastructureAnnotations,
   NOT_PROPAGATED_PREFIX,
   serviceTarget,
   type LoadBalancerTarget,
-} from './target.js';
-import type { HandledKind, Policy, Rule } from '../policy/schema.js';
-import { providerFor } from '../providers/index.js';
+} from '../core/target.js';
+import type { CompiledRule, HandledKind, Policy } from '../policy/schema.js';
+import type { Profile } from '../profiles/profile.js';
 import type { ProviderResult } from '../providers/provider.js';
 
 /** Outcome is what a decision did: patched, warned (would patch, warn mode), unchanged (already right), skipped (not ours). */
@@ -52,6 +54,8 @@ export interface Decision {
   readonly notes: readonly string[];
   /** probe is the probe setting that applied, when the object was one the webhook handles. */
   readonly probe?: ProbeSetting;
+  /** profile is the name of the workload profile that recognized the object, if one did. */
+  readonly profile?: string;
 }
 
 /** DecisionInput is what decide looks at. */
@@ -70,6 +74,11 @@ export const WARNING_PREFIX = 'lb-probe-webhook: ';
 /** LAST_APPLIED_ANNOTATION is kubectl's bookkeeping annotation; it is never copied into spec.infrastructure.annotations. */
 const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
 
+/** profileSuffix names the profile that applied at the end of a reason or warning: ` (profile istio)`. */
+function profileSuffix(profile: Profile | undefined): string {
+  return profile === undefined ? '' : ` (profile ${profile.name})`;
+}
+
 function skipped(note: string, extra: Partial<Decision> = {}): Decision {
   return { outcome: 'skipped', patch: [], changes: [], reasons: [], warnings: [], notes: [note], ...extra };
 }
@@ -83,31 +92,43 @@ export function handledKind(object: unknown): HandledKind | undefined {
   return undefined;
 }
 
-const globCache = new WeakMap<Rule, readonly RegExp[]>();
-
-function ruleMatches(rule: Rule, namespace: string | undefined, labels: Record<string, string>): boolean {
-  const { namespaces, labels: wanted } = rule.match;
-  if (namespaces !== undefined) {
-    let globs = globCache.get(rule);
-    if (globs === undefined) {
-      globs = namespaces.map(globToRegExp);
-      globCache.set(rule, globs);
-    }
-    if (namespace === undefined || !globs.some((g) => g.test(namespace))) return false;
-  }
-  return Object.entries(wanted ?? {}).every(([k, v]) => labels[k] === v);
-}
-
-/** probeFor picks the probe setting: the object's lb-probe-webhook/probe annotation, else the first matching rule, else the policy's probe. */
-function probeFor(object: JsonObject, policy: Policy, namespace: string | undefined, warnings: string[]): ProbeSetting {
+/**
+ * probeFor picks the probe setting and the matching rule: the object's lb-probe-webhook/probe
+ * annotation, else the first matching rule's probe, else the policy's probe.
+ */
+function probeFor(object: JsonObject, policy: Policy, namespace: string | undefined, warnings: string[]): { probe: ProbeSetting; rule: CompiledRule | undefined } {
   const metadata = objectAt(object, 'metadata');
+  const rule = policy.rules.find((r) => r.matches(namespace, stringMap(metadata?.['labels'])));
   const override = stringMap(metadata?.['annotations'])[PROBE_ANNOTATION];
   if (override !== undefined) {
-    if (isProbeSetting(override)) return override;
+    if (isProbeSetting(override)) return { probe: override, rule };
     warnings.push(`${WARNING_PREFIX}ignored ${PROBE_ANNOTATION}=${JSON.stringify(override)}; use tcp, readiness or none`);
   }
-  const labels = stringMap(metadata?.['labels']);
-  return policy.rules.find((rule) => ruleMatches(rule, namespace, labels))?.probe ?? policy.probe;
+  return { probe: rule?.probe ?? policy.probe, rule };
+}
+
+/** recognize returns the first of the policy's profiles that recognizes the target. */
+function recognize(target: LoadBalancerTarget, policy: Policy): Profile | undefined {
+  return policy.profiles.find((p) => p.recognizes(target, policy.readiness));
+}
+
+/** resolve finds an endpoint's port on the target: the check, or why there is none. */
+function resolve(target: LoadBalancerTarget, endpoint: ReadinessEndpoint, onTrafficPorts = false): Readiness {
+  const port = findPort(target.ports, endpoint.port);
+  if (port === undefined) return { missing: `readiness port ${endpoint.port} is not a port of the Service`, endpoint };
+  return { check: { ref: endpoint.port, port, path: endpoint.path, ...(onTrafficPorts && { onTrafficPorts }) } };
+}
+
+/**
+ * readinessFor says where the target's readiness endpoint is: the matching rule's endpoint, else
+ * the profile's plan, else the policy's endpoint. `tcp` carries a profile's reason for having none.
+ */
+function readinessFor(target: LoadBalancerTarget, policy: Policy, rule: CompiledRule | undefined, profile: Profile | undefined): { readiness: Readiness; tcp?: string } {
+  if (rule?.readiness !== undefined) return { readiness: resolve(target, rule.readiness) };
+  if (profile === undefined) return { readiness: resolve(target, policy.readiness) };
+  const plan = profile.plan(target, policy.readiness);
+  if ('tcp' in plan) return { readiness: { missing: plan.tcp, endpoint: policy.readiness }, tcp: plan.tcp };
+  return { readiness: resolve(target, plan.endpoint, plan.onTrafficPorts) };
 }
 
 interface Placement {
@@ -184,12 +205,14 @@ function applyGroups(
   placement: Placement,
   map: Record<string, unknown>,
   policy: Policy,
+  suffix: string,
   changes: AnnotationChange[],
   warnings: string[],
   notes: string[],
 ): string[] {
   const reasons: string[] = [];
   for (const group of result.groups) {
+    const reason = group.reason + suffix;
     const entries = Object.entries(group.annotations);
     const conflicts = entries.filter(([k, v]) => placement.existing[k] !== undefined && placement.existing[k] !== v);
     if (conflicts.length > 0 && !policy.overwrite) {
@@ -202,10 +225,10 @@ function applyGroups(
       if (previous === value) continue;
       map[key] = value;
       changed = true;
-      changes.push({ location: placement.location, key, value, ...(previous !== undefined && { previous }), reason: group.reason });
+      changes.push({ location: placement.location, key, value, ...(previous !== undefined && { previous }), reason });
       if (previous !== undefined) warnings.push(`${WARNING_PREFIX}replaced ${key}=${JSON.stringify(previous)} with ${JSON.stringify(value)} (overwrite: true)`);
     }
-    if (changed) reasons.push(group.reason);
+    if (changed) reasons.push(reason);
   }
   return reasons;
 }
@@ -222,19 +245,31 @@ export function decide(input: DecisionInput): Decision {
   if (kind === undefined) return skipped(`${stringAt(object, 'apiVersion') ?? '?'} ${stringAt(object, 'kind') ?? '?'} is not a Service or Gateway`);
   if (!policy.kinds.includes(kind)) return skipped(`the policy does not handle ${kind}s`);
 
-  const target: LoadBalancerTarget | undefined = kind === 'Service' ? serviceTarget(object) : gatewayTarget(object);
-  if (target === undefined) return skipped(kind === 'Service' ? 'not a LoadBalancer Service' : 'the Gateway does not ask for a LoadBalancer Service');
-  if (target.affected.length === 0) return skipped(kind === 'Service' ? 'no TCP port with appProtocol http or https' : 'no HTTP or HTTPS listener');
+  const target: LoadBalancerTarget | undefined =
+    kind === 'Service' ? serviceTarget(object) : gatewayTarget(object, (className) => policy.profiles.flatMap((p) => p.gatewayPorts?.(className) ?? []));
+  if (target === undefined) return skipped('the Gateway does not ask for a LoadBalancer Service');
+  const profile = recognize(target, policy);
+  // Services of other types, or without an http port, are the provider's only when it says so (AWS ALB backends) and a profile knows them.
+  const widened = policy.boundProvider.anyServiceType && profile !== undefined;
+  if (target.type !== 'LoadBalancer' && !widened) return skipped('not a LoadBalancer Service');
+  if (target.affected.length === 0 && !widened) return skipped(kind === 'Service' ? 'no TCP port with appProtocol http or https' : 'no HTTP or HTTPS listener');
 
   const warnings: string[] = [];
+  const notes: string[] = [];
+  const named = profile === undefined ? {} : { profile: profile.name };
   const namespace = input.namespace || stringAt(objectAt(object, 'metadata'), 'namespace');
-  const probe = probeFor(object, policy, namespace, warnings);
-  if (probe === 'none') return skipped('probe is none', { warnings, probe });
+  const { probe, rule } = probeFor(object, policy, namespace, warnings);
+  if (probe === 'none') return skipped('probe is none', { warnings, probe, ...named });
 
-  const provider = providerFor(policy.provider);
-  const result = provider.annotate({ target, intent: probe, readiness: policy.readiness, policy });
-  warnings.push(...result.warnings.map((w) => WARNING_PREFIX + w));
-  const notes = [...result.notes];
+  const { readiness, tcp } = readinessFor(target, policy, rule, profile);
+  let intent = probe;
+  if (intent === 'readiness' && tcp !== undefined) {
+    intent = 'tcp';
+    notes.push(`${tcp}, so readiness is TCP${profileSuffix(profile)}`);
+  }
+  const result = policy.boundProvider.annotate({ target, intent, readiness, profile: profile?.name });
+  warnings.push(...result.warnings.map((w) => WARNING_PREFIX + w + profileSuffix(profile)));
+  notes.push(...result.notes);
 
   const placement = placementFor(kind, object, policy);
   warnings.push(...placement.warnings);
@@ -243,9 +278,9 @@ export function decide(input: DecisionInput): Decision {
   const owned = new WeakSet<object>([clone]);
   const map = placement.map(clone, owned);
   const changes: AnnotationChange[] = [];
-  const reasons = applyGroups(result, placement, map, policy, changes, warnings, notes);
+  const reasons = applyGroups(result, placement, map, policy, profileSuffix(profile), changes, warnings, notes);
 
-  if (changes.length === 0) return { outcome: 'unchanged', patch: [], changes, reasons: [], warnings, notes, probe };
+  if (changes.length === 0) return { outcome: 'unchanged', patch: [], changes, reasons: [], warnings, notes, probe, ...named };
 
   if (placement.location === 'spec.infrastructure.annotations') {
     const size = Object.keys(map).length;
@@ -255,12 +290,12 @@ export function decide(input: DecisionInput): Decision {
         `${WARNING_PREFIX}left unchanged: spec.infrastructure.annotations would hold ${size} entries, over the cap of ${max}; ` +
           'remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service',
       );
-      return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe };
+      return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
     }
   }
 
-  if (policy.mode === 'warn') return { outcome: 'warned', patch: [], changes, reasons, warnings, notes, probe };
-  return { outcome: 'patched', object: clone, patch: diffWritten(object, clone), changes, reasons, warnings, notes, probe };
+  if (policy.mode === 'warn') return { outcome: 'warned', patch: [], changes, reasons, warnings, notes, probe, ...named };
+  return { outcome: 'patched', object: clone, patch: diffWritten(object, clone), changes, reasons, warnings, notes, probe, ...named };
 }
 
 /**
