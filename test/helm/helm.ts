@@ -3,12 +3,13 @@
  * proxy, run as a process against the test control plane, and the renderings of the chart and of
  * the kustomize overlays in a form that can be compared.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { runCommand } from '../e2e/controlplane/controlplane.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUILD_SCRIPT = join(ROOT, 'test/helm/build.sh');
@@ -63,16 +64,7 @@ export function helmRunner(helm: string, kubeconfig: string, home: string): Helm
     HELM_CONFIG_HOME: join(home, 'config'),
     HELM_DATA_HOME: join(home, 'data'),
   };
-  return (args) =>
-    new Promise((resolve, reject) => {
-      const child = spawn(helm, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  return (args) => runCommand(helm, args, '', env);
 }
 
 /** valuesFile writes values as a file helm can read with -f (JSON is YAML). */

@@ -157,19 +157,23 @@ export interface KubectlResult {
 /** Kubectl runs kubectl with arguments and standard input. */
 export type Kubectl = (args: readonly string[], input?: string) => Promise<KubectlResult>;
 
+/** runCommand runs a program to its end with the given standard input and environment, and returns its exit code and output. */
+export function runCommand(command: string, args: readonly string[], input = '', env: NodeJS.ProcessEnv = process.env): Promise<KubectlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
 /** kubectlRunner returns a Kubectl bound to a kubeconfig. */
 export function kubectlRunner(binDir: string, kubeconfig: string): Kubectl {
-  return (args, input = '') =>
-    new Promise((resolve, reject) => {
-      const child = spawn(join(binDir, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(input);
-    });
+  return (args, input = '') => runCommand(join(binDir, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], input);
 }
 
 /** waitFor polls check every 250 ms until it returns true, or throws after timeoutMs naming what it waited for. */
