@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { decide, userMessages } from '../src/decision/decide.js';
+import { decide, MAX_AFFECTED_PORTS, userMessages } from '../src/decision/decide.js';
 import { encodeResponse } from '../src/http/review.js';
 import { parsePolicy } from '../src/policy/parse.js';
 import { removeTempDir, startControlPlane, startProcess, stopChild, tempDir } from '../test/e2e/controlplane/controlplane.js';
@@ -262,8 +262,14 @@ async function memoryBenchmark(): Promise<void> {
   // The largest review the API server can send (see DEFAULT_BODY_LIMIT): an UPDATE whose object
   // and old object are each just over 3 MiB of JSON.
   const maxUpdate = JSON.stringify(updateReview('max-update', manyPorts(48_000), manyPorts(48_000, 2)));
+  // The heaviest review that is still annotated: as many http ports as one object is annotated for.
+  const atCap = JSON.stringify(updateReview('ports-cap', manyPorts(MAX_AFFECTED_PORTS), manyPorts(MAX_AFFECTED_PORTS)));
   const scenarios: Scenario[] = [
     { name: 'idle, after one review', run: (port, ca) => parallel(port, ca, JSON.stringify(updateReview('one', istioService(), istioService())), 1) },
+    ...[1, 8].map((n) => ({
+      name: `${n} x ${(atCap.length / 2 ** 20).toFixed(1)} MiB UPDATE of ${MAX_AFFECTED_PORTS.toLocaleString('en-US')} http ports, each annotated, in parallel`,
+      run: (port: number, ca: string) => parallel(port, ca, atCap, n),
+    })),
     ...[1, 4, 8].map((n) => ({ name: `${n} x ${(ports45k.length / 2 ** 20).toFixed(1)} MiB review (45,000 http ports) in parallel`, run: (port: number, ca: string) => parallel(port, ca, ports45k, n) })),
     ...[2, 8].map((n) => ({ name: `${n} x ${(maxUpdate.length / 2 ** 20).toFixed(1)} MiB UPDATE (object + oldObject) in parallel`, run: (port: number, ca: string) => parallel(port, ca, maxUpdate, n) })),
     {

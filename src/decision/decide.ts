@@ -71,6 +71,24 @@ export interface DecisionInput {
 /** WARNING_PREFIX starts every warning, so kubectl users see where it comes from. */
 export const WARNING_PREFIX = 'lb-probe-webhook: ';
 
+/**
+ * ANNOTATIONS_SIZE_LIMIT is the most an object's annotations may hold, keys and values together:
+ * the API server refuses a larger map (k8s.io/apimachinery/pkg/api/validation/objectmeta.go,
+ * TotalAnnotationSizeLimitB, 256 KiB). A patch that crossed it would turn an object the API server
+ * accepts into one it refuses, so the decision leaves such an object as it is.
+ */
+export const ANNOTATIONS_SIZE_LIMIT = 256 * 1024;
+
+/**
+ * MAX_AFFECTED_PORTS bounds the ports one decision annotates. A per-port annotation takes at least
+ * 58 bytes (Azure's shortest: `service.beta.kubernetes.io/port_1_health-probe_protocol: tcp`), so
+ * past about 4,500 affected ports the annotations alone exceed ANNOTATIONS_SIZE_LIMIT and the
+ * object could not be stored with them. Checking the count before the provider answers keeps the
+ * work and memory of one decision bounded (a few megabytes) whatever a review holds: an object of
+ * tens of thousands of ports would otherwise cost tens of megabytes and hundreds of milliseconds.
+ */
+export const MAX_AFFECTED_PORTS = 4096;
+
 /** LAST_APPLIED_ANNOTATION is kubectl's bookkeeping annotation; it is never copied into spec.infrastructure.annotations. */
 const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
 
@@ -261,6 +279,14 @@ export function decide(input: DecisionInput): Decision {
   const { probe, rule } = probeFor(object, policy, namespace, warnings);
   if (probe === 'none') return skipped('probe is none', { warnings, probe, ...named });
 
+  if (target.affected.length > MAX_AFFECTED_PORTS) {
+    warnings.push(
+      `${WARNING_PREFIX}left unchanged: ${target.affected.length} ports with appProtocol http or https, over the ${MAX_AFFECTED_PORTS} one object can be annotated for ` +
+        `(their annotations would exceed the API server's ${ANNOTATIONS_SIZE_LIMIT / 1024} KiB limit); annotate it by hand or set ${PROBE_ANNOTATION}: none`,
+    );
+    return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
+  }
+
   const { readiness, tcp } = readinessFor(target, policy, rule, profile);
   let intent = probe;
   if (intent === 'readiness' && tcp !== undefined) {
@@ -282,6 +308,15 @@ export function decide(input: DecisionInput): Decision {
 
   if (changes.length === 0) return { outcome: 'unchanged', patch: [], changes, reasons: [], warnings, notes, probe, ...named };
 
+  const bytes = annotationBytes(map);
+  if (bytes > ANNOTATIONS_SIZE_LIMIT) {
+    warnings.push(
+      `${WARNING_PREFIX}left unchanged: ${placement.location} would hold ${bytes} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}; ` +
+        'remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand',
+    );
+    return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
+  }
+
   if (placement.location === 'spec.infrastructure.annotations') {
     const size = Object.keys(map).length;
     const max = policy.gateway.maxInfrastructureAnnotations;
@@ -296,6 +331,16 @@ export function decide(input: DecisionInput): Decision {
 
   if (policy.mode === 'warn') return { outcome: 'warned', patch: [], changes, reasons, warnings, notes, probe, ...named };
   return { outcome: 'patched', object: clone, patch: diffWritten(object, clone), changes, reasons, warnings, notes, probe, ...named };
+}
+
+/** annotationBytes is the size the API server counts for an annotation map: every key and value, in bytes of UTF-8. */
+function annotationBytes(map: Record<string, unknown>): number {
+  let bytes = 0;
+  for (const key in map) {
+    const value = map[key];
+    bytes += Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : 0);
+  }
+  return bytes;
 }
 
 /**

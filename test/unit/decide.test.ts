@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fastJsonPatch from 'fast-json-patch';
-import { decide, handledKind, userMessages } from '../../src/decision/decide.js';
+import { ANNOTATIONS_SIZE_LIMIT, decide, handledKind, MAX_AFFECTED_PORTS, userMessages } from '../../src/decision/decide.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { fixture, policy } from '../helpers/fixtures.js';
 
@@ -384,5 +384,47 @@ describe('decide on odd input', () => {
     expect(handledKind({ apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'Gateway' })).toBe('Gateway');
     expect(handledKind({ apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'Gateway' })).toBeUndefined();
     expect(handledKind({ apiVersion: 'networking.istio.io/v1', kind: 'Gateway' })).toBeUndefined();
+  });
+});
+
+describe('decide within the API server\'s limits', () => {
+  const service = (ports: number, annotations: Record<string, string> = {}): JsonObject => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'many', namespace: 'ns', annotations },
+    spec: { type: 'LoadBalancer', ports: Array.from({ length: ports }, (_, i) => ({ name: `http-${i + 1}`, port: i + 1, protocol: 'TCP', appProtocol: 'http' })) },
+  });
+  const bytes = (map: Record<string, string>): number => Object.entries(map).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+
+  it('A Service with as many http ports as the cap gets one annotation per port, and they fit the API server\'s limit.', () => {
+    const decision = decide({ object: service(MAX_AFFECTED_PORTS), operation: 'CREATE', policy: azure });
+    expect(decision.outcome).toBe('patched');
+    expect(decision.changes).toHaveLength(MAX_AFFECTED_PORTS);
+    const annotations = (decision.object?.['metadata'] as { annotations: Record<string, string> }).annotations;
+    expect(bytes(annotations)).toBeLessThanOrEqual(ANNOTATIONS_SIZE_LIMIT);
+  });
+
+  it('A Service with one http port more than the cap is left as it is, with a warning that names the count and what to do.', () => {
+    const decision = decide({ object: service(MAX_AFFECTED_PORTS + 1), operation: 'CREATE', policy: azure });
+    expect(decision).toMatchObject({ outcome: 'unchanged', patch: [], changes: [], reasons: [] });
+    expect(decision.warnings).toEqual([
+      `lb-probe-webhook: left unchanged: ${MAX_AFFECTED_PORTS + 1} ports with appProtocol http or https, over the ${MAX_AFFECTED_PORTS} one object can be annotated for ` +
+        "(their annotations would exceed the API server's 256 KiB limit); annotate it by hand or set lb-probe-webhook/probe: none",
+    ]);
+  });
+
+  it('A Service whose annotations would cross the API server\'s limit with ours is left as it is, so the API server still accepts it.', () => {
+    const key = `${AZ}port_1_health-probe_protocol`;
+    // Room for everything but the one annotation the decision would add.
+    const filler = 'kubectl.kubernetes.io/last-applied-configuration';
+    const room = ANNOTATIONS_SIZE_LIMIT - Buffer.byteLength(filler) - Buffer.byteLength(key) - 'tcp'.length;
+    const near = decide({ object: service(1, { [filler]: 'x'.repeat(room) }), operation: 'CREATE', policy: azure });
+    expect(near.outcome).toBe('patched');
+    const over = decide({ object: service(1, { [filler]: 'x'.repeat(room + 1) }), operation: 'CREATE', policy: azure });
+    expect(over).toMatchObject({ outcome: 'unchanged', patch: [], changes: [] });
+    expect(over.warnings).toEqual([
+      `lb-probe-webhook: left unchanged: metadata.annotations would hold ${ANNOTATIONS_SIZE_LIMIT + 1} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}; ` +
+        'remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand',
+    ]);
   });
 });
