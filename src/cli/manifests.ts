@@ -36,7 +36,11 @@ export async function runRender(argv: readonly string[], io: Io): Promise<number
   return 0;
 }
 
-/** runCheck prints one line per change the policy would make and returns 1 when there is any. */
+/**
+ * runCheck prints one line per change the policy would make, then a summary counting the objects
+ * the policy handles (every decision not skipped: LoadBalancer Services and Gateways, and with
+ * aws.alb the Services of any type a profile recognizes), and returns 1 when there is any change.
+ */
 export async function runCheck(argv: readonly string[], io: Io): Promise<number> {
   const result = await run(argv, io);
   writeWarnings(result, io);
@@ -53,6 +57,6 @@ export async function runCheck(argv: readonly string[], io: Io): Promise<number>
     }
   }
   const changed = new Set(result.reports.filter((r) => r.decision.changes.length > 0)).size;
-  io.stdout.write(`${changes} ${changes === 1 ? 'change' : 'changes'} in ${changed} of ${objects} load-balanced ${objects === 1 ? 'object' : 'objects'}\n`);
+  io.stdout.write(`${changes} ${changes === 1 ? 'change' : 'changes'} in ${changed} of ${objects} ${objects === 1 ? 'object' : 'objects'} the policy handles\n`);
   return changes > 0 ? 1 : 0;
 }

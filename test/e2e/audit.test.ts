@@ -8,6 +8,7 @@ import { cluster } from './cluster.js';
 import { ensureNamespace } from './webhook.js';
 
 const AZ = 'service.beta.kubernetes.io/';
+const ALB = 'alb.ingress.kubernetes.io/';
 const k = cluster();
 const env = { KUBECONFIG: inject('controlPlane').kubeconfig };
 const dir = mkdtempSync(join(tmpdir(), 'lbp-audit-'));
@@ -19,8 +20,9 @@ function inNamespace(object: Record<string, any>, namespace: string): Record<str
   return object;
 }
 
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
 describe('audit against the real API server', () => {
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   beforeAll(async () => {
     writeFileSync(policyFile, 'provider: azure\n');
     await ensureNamespace(k.kubectl, 'audit-a');
@@ -93,5 +95,67 @@ describe('audit against the real API server', () => {
     const bad = await runCli(['audit', '--policy', policyFile, '-o', 'yaml'], '', env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/-o must be table or json/);
+  });
+});
+
+describe('audit with an AWS ALB policy (aws.alb: true) against the real API server', () => {
+  const ns = 'audit-alb';
+  const albPolicy = join(dir, 'alb.yaml');
+  const keys = [`${ALB}healthcheck-protocol`, `${ALB}healthcheck-port`, `${ALB}healthcheck-path`];
+  beforeAll(async () => {
+    writeFileSync(albPolicy, 'provider: aws\naws: { alb: true }\n');
+    await ensureNamespace(k.kubectl, ns);
+    const nginx = inNamespace(fixture('ingress-nginx-controller.yaml'), ns);
+    nginx.spec.type = 'NodePort';
+    await k.apply([nginx, inNamespace(fixture('service-clusterip.yaml'), ns)]);
+  });
+
+  it('lists the NodePort ingress-nginx controller Service with the three ALB health check keys, not the ClusterIP Service no profile recognizes, and exits 1.', async () => {
+    const { code, stdout, stderr } = await runCli(['audit', '--policy', albPolicy, '-n', ns], '', env);
+    console.log(`audit --policy alb.yaml -n ${ns}: exit ${code}\n${stdout}${stderr}`);
+    expect(stdout.trim().split('\n').map((r) => r.split(/\s+/))).toEqual([
+      ['NAMESPACE', 'KIND', 'NAME', 'WHERE', 'ANNOTATION'],
+      [ns, 'Service', 'ingress-nginx-controller', 'metadata', `${ALB}healthcheck-protocol=HTTP`],
+      [ns, 'Service', 'ingress-nginx-controller', 'metadata', `${ALB}healthcheck-port=traffic-port`],
+      [ns, 'Service', 'ingress-nginx-controller', 'metadata', `${ALB}healthcheck-path=/healthz`],
+      ['would', 'change', '1', 'of', '2', 'objects'],
+    ]);
+    expect(stderr).toBe('');
+    expect(code).toBe(1);
+  });
+
+  it('-o json names the profile that applied in each change\'s reason.', async () => {
+    const { code, stdout } = await runCli(['audit', '--policy', albPolicy, '-n', ns, '-o', 'json'], '', env);
+    expect(code).toBe(1);
+    const report = JSON.parse(stdout);
+    expect(report.scanned).toBe(2);
+    expect(report.findings.map((f: { name: string }) => f.name)).toEqual(['ingress-nginx-controller']);
+    for (const change of report.findings[0].changes) expect(change.reason).toMatch(/ \(profile ingress-nginx\)$/);
+  });
+
+  it('--fix applies the three keys with its own field manager, leaves the type and ports alone, and a second audit finds nothing.', async () => {
+    const before = await k.get('service', 'ingress-nginx-controller', ns);
+    const fix = await runCli(['audit', '--policy', albPolicy, '-n', ns, '--fix'], '', env);
+    console.log(`audit --fix: exit ${fix.code}\n${fix.stdout}${fix.stderr}`);
+    expect(fix.code).toBe(0);
+    expect(fix.stdout.trim().split('\n').at(-1)).toBe('fixed 1 of 1 to change (2 objects scanned)');
+
+    const after = await k.get('service', 'ingress-nginx-controller', ns);
+    expect(after?.metadata.annotations).toEqual({
+      ...before?.metadata.annotations,
+      [`${ALB}healthcheck-protocol`]: 'HTTP',
+      [`${ALB}healthcheck-port`]: 'traffic-port',
+      [`${ALB}healthcheck-path`]: '/healthz',
+    });
+    expect(after?.spec).toEqual(before?.spec);
+    const withFields = JSON.parse((await k.kubectl(['get', 'service', 'ingress-nginx-controller', '-n', ns, '-o', 'json', '--show-managed-fields'])).stdout);
+    const ours = withFields.metadata.managedFields.find((m: { manager: string }) => m.manager === 'lb-probe-webhook');
+    expect(ours).toMatchObject({ operation: 'Apply' });
+    expect(ours.fieldsV1).toEqual({ 'f:metadata': { 'f:annotations': Object.fromEntries(keys.map((key) => [`f:${key}`, {}])) } });
+    const untouched = await k.get('service', 'gateway-internal', ns);
+    expect(Object.keys(untouched?.metadata.annotations ?? {}).filter((key) => key.startsWith(ALB))).toEqual([]);
+
+    const again = await runCli(['audit', '--policy', albPolicy, '-n', ns], '', env);
+    expect(again).toEqual({ code: 0, stdout: 'nothing to change in 2 objects\n', stderr: '' });
   });
 });

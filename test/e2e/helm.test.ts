@@ -5,33 +5,44 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parsePolicy } from '../../src/policy/parse.js';
-import { removeTempDir, tempDir } from './controlplane/controlplane.js';
+import { fixture } from '../helpers/fixtures.js';
+import { removeTempDir, tempDir, waitFor } from './controlplane/controlplane.js';
 import { cluster } from './cluster.js';
 import { ensureNamespace, probeService, startWebhook, waitUntilMutating, type RunningWebhook } from './webhook.js';
 import { CHART, ensureHelm, helmRunner, helmTemplate, key, kustomizeRender, normalise, valuesFile, type Helm, type K8sObject } from '../helm/helm.js';
 
 const AZ = 'service.beta.kubernetes.io/';
+const ALB = 'alb.ingress.kubernetes.io/';
 const k = cluster();
 let helm: Helm;
 let helm3: Helm;
 let home: string;
 let rulecheck: string;
 
-/** Rendering is one way to install: the namespace selection, the certificate source, monitoring. */
+/**
+ * Rendering is one way to install: the namespace selection, the certificate source, monitoring,
+ * and ALB backends (policy provider aws with aws.alb: true; kustomize: the aws-alb component).
+ */
 interface Rendering {
   readonly mode: 'opt-in' | 'cluster-wide';
   readonly certManager: boolean;
   readonly monitoring: boolean;
+  readonly alb: boolean;
 }
 
 const RENDERINGS: readonly Rendering[] = [
-  { mode: 'opt-in', certManager: false, monitoring: false },
-  { mode: 'cluster-wide', certManager: false, monitoring: true },
-  { mode: 'opt-in', certManager: true, monitoring: true },
-  { mode: 'cluster-wide', certManager: true, monitoring: false },
+  { mode: 'opt-in', certManager: false, monitoring: false, alb: false },
+  { mode: 'cluster-wide', certManager: false, monitoring: true, alb: false },
+  { mode: 'opt-in', certManager: true, monitoring: true, alb: false },
+  { mode: 'cluster-wide', certManager: true, monitoring: false, alb: false },
+  { mode: 'opt-in', certManager: false, monitoring: false, alb: true },
 ];
 const describeRendering = (r: Rendering) =>
-  `${r.mode}, ${r.certManager ? 'cert-manager' : 'chart-generated certificate'}, ${r.monitoring ? 'with' : 'without'} monitoring`;
+  `${r.mode}, ${r.certManager ? 'cert-manager' : 'chart-generated certificate'}, ${r.monitoring ? 'with' : 'without'} monitoring${r.alb ? ', ALB backends' : ''}`;
+const renderingFile = (prefix: string, r: Rendering) => `${prefix}-${r.mode}-${r.certManager}-${r.monitoring}-${r.alb}`;
+
+/** ALB_POLICY is the policy values that make the webhook write the ALB health check on Services of any type. */
+const ALB_POLICY = { provider: 'aws', aws: { alb: true } };
 
 function chartValues(r: Rendering): Record<string, unknown> {
   return {
@@ -39,8 +50,19 @@ function chartValues(r: Rendering): Record<string, unknown> {
     certManager: { enabled: r.certManager },
     namespace: { create: true },
     monitoring: { serviceMonitor: { enabled: r.monitoring }, prometheusRule: { enabled: r.monitoring } },
+    ...(r.alb && { policy: ALB_POLICY }),
   };
 }
+
+/** kustomizeComponents are the kustomize components that give the same objects as the chart with r. */
+const kustomizeComponents = (r: Rendering) => [
+  ...(r.certManager ? ['cert-manager'] : []),
+  ...(r.monitoring ? ['monitoring'] : []),
+  ...(r.alb ? ['aws-alb'] : []),
+];
+
+/** matchConditionsOf returns the matchConditions of a rendering's webhook, whitespace collapsed. */
+const matchConditionsOf = (objects: K8sObject[]): unknown => normalise(objects).find((o) => o.kind === 'MutatingWebhookConfiguration')?.webhooks[0].matchConditions;
 
 async function run(result: Promise<{ code: number | null; stdout: string; stderr: string }>, what: string): Promise<string> {
   const out = await result;
@@ -67,8 +89,8 @@ afterAll(() => {
 });
 
 describe('helm lint', () => {
-  it.each(RENDERINGS)('passes with --strict (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
-    const result = await helm(['lint', '--strict', CHART, '-f', valuesFile(home, `lint-${r.mode}-${r.certManager}`, chartValues(r))]);
+  it.each(RENDERINGS)('passes with --strict (mode $mode, certManager $certManager, monitoring $monitoring, alb $alb).', async (r) => {
+    const result = await helm(['lint', '--strict', CHART, '-f', valuesFile(home, renderingFile('lint', r), chartValues(r))]);
     console.log(`helm lint --strict (${describeRendering(r)}):\n${result.stdout.trim()}`);
     expect(result.stderr).toBe('');
     expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
@@ -81,7 +103,7 @@ describe('helm template', () => {
     await ensureNamespace(k.kubectl, 'lbp-render');
   });
 
-  it.each(RENDERINGS)('renders objects that the API server accepts in a server-side dry-run apply (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
+  it.each(RENDERINGS)('renders objects that the API server accepts in a server-side dry-run apply (mode $mode, certManager $certManager, monitoring $monitoring, alb $alb).', async (r) => {
     const objects = await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', chartValues(r));
     const applied = await run(
       k.kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=lbp-helm-test', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects })),
@@ -125,6 +147,19 @@ describe('helm template', () => {
       { maxSkew: 2, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: deployment?.spec.selector.matchLabels } },
     ]);
     expect(objects.find((o) => o.kind === 'PodDisruptionBudget')?.spec.minAvailable).toBe('50%');
+  });
+
+  it.each([
+    ['provider aws with aws.alb: true', 'with the aws-alb component', ALB_POLICY],
+    ['provider aws with aws.alb: false', 'alone', { provider: 'aws', aws: { alb: false } }],
+    ['provider aws without aws.alb', 'alone', { provider: 'aws', probe: 'readiness' }],
+    ['provider azure with aws.alb: true (read only under provider aws)', 'alone', { provider: 'azure', aws: { alb: true } }],
+  ])('with %s, registers the webhook with the matchConditions of the kustomize overlay %s, and the webhook handles ALB backends exactly then.', async (_name, overlay, policy) => {
+    const alb = overlay !== 'alone';
+    const chart = await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', { policy });
+    expect(matchConditionsOf(chart)).toEqual(matchConditionsOf(kustomizeRender(k.binDir, 'opt-in', alb ? ['aws-alb'] : [])));
+    const served = parsePolicy(chart.find((o) => o.kind === 'ConfigMap')?.data['policy.yaml'] as string);
+    expect(served.boundProvider.anyServiceType).toBe(alb);
   });
 
   it('with a development URL, points the webhook configuration at it with the given caBundle.', async () => {
@@ -176,14 +211,16 @@ describe('the alerts', () => {
 });
 
 describe('the chart and the kustomize overlays', () => {
-  it.each(RENDERINGS)('render the same objects (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
+  it.each(RENDERINGS)('render the same objects (mode $mode, certManager $certManager, monitoring $monitoring, alb $alb).', async (r) => {
     const chart = normalise(await helmTemplate(helm, home, 'lb-probe-webhook', 'lb-probe-webhook', chartValues(r)));
-    const kustomize = normalise(kustomizeRender(k.binDir, r.mode, [...(r.certManager ? ['cert-manager'] : []), ...(r.monitoring ? ['monitoring'] : [])]));
+    const kustomize = normalise(kustomizeRender(k.binDir, r.mode, kustomizeComponents(r)));
     // Only the chart can make the serving certificate itself; with kustomize the user (or cert-manager) does.
     const extra = r.certManager ? [] : ['Secret/lb-probe-webhook/lb-probe-webhook-tls'];
     expect(chart.map(key)).toEqual([...kustomize.map(key), ...extra].sort());
-    const policyOf = (objects: K8sObject[]) => parsePolicy(objects.find((o) => o.kind === 'ConfigMap')?.data['policy.yaml'] as string);
-    expect(policyOf(chart)).toEqual(policyOf(kustomize));
+    const policyText = (objects: K8sObject[]) => objects.find((o) => o.kind === 'ConfigMap')?.data['policy.yaml'] as string;
+    // With ALB the kustomize user edits the base policy the same way: provider aws, aws.alb true.
+    const kustomizePolicy = r.alb ? stringify({ ...(parse(policyText(kustomize)) as object), ...ALB_POLICY }) : policyText(kustomize);
+    expect(parsePolicy(policyText(chart))).toEqual(parsePolicy(kustomizePolicy));
     const comparable = (objects: K8sObject[]) =>
       objects.filter((o) => !extra.includes(key(o))).map((o) => (o.kind === 'ConfigMap' ? { ...o, data: undefined } : o));
     expect(comparable(chart)).toEqual(comparable(kustomize));
@@ -213,6 +250,7 @@ describe('helm install', () => {
     ['a rule without a probe', { provider: 'azure', rules: [{ match: { namespaces: ['a'] } }] }],
     ['maxInfrastructureAnnotations over 16', { provider: 'azure', gateway: { maxInfrastructureAnnotations: 17 } }],
     ['a path without its slash', { provider: 'azure', readiness: { path: 'healthz' } }],
+    ['aws.alb that is not a boolean', { provider: 'aws', aws: { alb: 'yes' } }],
   ])('refuses, like the webhook, a policy with %s.', async (_name, policy) => {
     expect(() => parsePolicy(stringify(policy))).toThrow();
     const result = await helm(['template', 'lbp-bad', CHART, '-f', valuesFile(home, 'bad-policy', { policy })]);
@@ -224,6 +262,7 @@ describe('helm install', () => {
     ['provider custom with a template', { provider: 'custom', custom: { readiness: { perService: { 'example.com/probe': '{readinessPath}' } } } }],
     ['rules by namespace and label', { provider: 'aws', probe: 'readiness', readiness: { port: 15021 }, rules: [{ match: { namespaces: ['team-*'], labels: { a: 'b' } }, probe: 'none' }] }],
     ['AWS target type ip', { provider: 'aws', aws: { defaultTargetType: 'ip' } }],
+    ['AWS ALB backends', ALB_POLICY],
   ])('accepts a valid policy with %s.', async (_name, policy) => {
     const result = await helm(['template', 'lbp-good', CHART, '-f', valuesFile(home, 'good-policy', { policy })]);
     expect(result.stderr).toBe('');
@@ -302,18 +341,79 @@ describe('helm install on the control plane, then a Service in a selected namesp
   });
 });
 
+describe('helm install with aws.alb on the control plane, then ALB backend Services in a selected namespace', () => {
+  const release = 'lbp-alb';
+  const namespace = 'lbp-helm-alb';
+  const apps = 'lbp-helm-alb-apps';
+  const fullname = 'lbp-alb-lb-probe-webhook';
+  let webhook: RunningWebhook | undefined;
+
+  /** nginx is the ingress-nginx chart's controller Service as a ClusterIP ALB backend in the apps namespace. */
+  const nginx = (name: string) => {
+    const service: K8sObject = fixture('ingress-nginx-controller.yaml');
+    service.metadata = { ...service.metadata, name, namespace: apps };
+    service.spec.type = 'ClusterIP';
+    return service;
+  };
+  const albKeys = async (name: string) =>
+    Object.fromEntries(Object.entries(((await k.get('service', name, apps))?.metadata.annotations ?? {}) as Record<string, string>).filter(([key]) => key.startsWith(ALB)));
+
+  beforeAll(async () => {
+    await ensureNamespace(k.kubectl, namespace);
+    await ensureNamespace(k.kubectl, apps, { 'lb-probe-webhook/enabled': 'true' });
+  });
+  afterAll(async () => {
+    await helm(['uninstall', release, '--namespace', namespace]);
+    await webhook?.stop();
+  });
+
+  it('installs the chart with policy provider aws and aws.alb, whose registration carries the aws-alb component\'s matchCondition.', async () => {
+    // The webhook runs on this machine with the policy the chart renders; webhook.url points the chart's registration at it.
+    const policy = (await helmTemplate(helm, home, release, namespace, { policy: ALB_POLICY })).find((o) => o.kind === 'ConfigMap')?.data['policy.yaml'] as string;
+    webhook = await startWebhook(policy);
+    const values = { policy: ALB_POLICY, webhook: { url: webhook.url, caBundle: webhook.caBundle } };
+    const out = await run(helm(['install', release, CHART, '--namespace', namespace, '-f', valuesFile(home, 'alb-install', values)]), 'helm install');
+    expect(out).toContain('STATUS: deployed');
+    expect(parse((await k.get('configmap', `${fullname}-policy`, namespace))?.data['policy.yaml'] as string)).toEqual(parse(policy));
+    const config = (await k.get('mutatingwebhookconfiguration', fullname))!;
+    expect(config.webhooks[0].matchConditions.map((c: { name: string }) => c.name)).toEqual(['load-balanced-http-or-alb-backend']);
+  });
+
+  it('mutates a ClusterIP ingress-nginx controller Service with the ALB health check on traffic-port /healthz.', async () => {
+    // The registration reaches the API server's admission chain a moment after it is written.
+    await waitFor('the chart\'s ALB registration in effect', 30_000, async () => {
+      const result = await k.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], JSON.stringify(nginx('registration-probe')));
+      return result.code === 0 && result.stdout.includes(`${ALB}healthcheck-path`);
+    });
+    const { stderr } = await k.apply(nginx('nginx'));
+    const stored = await albKeys('nginx');
+    console.log(`Service ${apps}/nginx (ClusterIP) stored with ${JSON.stringify(stored)}\n${stderr.trim()}`);
+    expect(stored).toEqual({ [`${ALB}healthcheck-protocol`]: 'HTTP', [`${ALB}healthcheck-port`]: 'traffic-port', [`${ALB}healthcheck-path`]: '/healthz' });
+    expect((await k.get('service', 'nginx', apps))?.spec.type).toBe('ClusterIP');
+    expect((await webhook!.settledReviews('nginx')).map((l) => [l['decision'], l['profile']])).toEqual([['patched', 'ingress-nginx']]);
+  });
+
+  it('leaves a ClusterIP Service no profile recognizes alone: the registration never sends it.', async () => {
+    const service: K8sObject = fixture('service-clusterip.yaml');
+    service.metadata = { ...service.metadata, namespace: apps };
+    await k.apply(service);
+    expect(await albKeys(service.metadata.name)).toEqual({});
+    expect(await webhook!.settledReviews(service.metadata.name)).toEqual([]);
+  });
+});
+
 describe('with Helm v3', () => {
   it('reports its version as v3.', async () => {
     expect(await run(helm3(['version', '--short']), 'helm version')).toMatch(/^v3\./);
   });
 
-  it.each(RENDERINGS)('lint --strict passes (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
-    const result = await helm3(['lint', '--strict', CHART, '-f', valuesFile(home, `lint3-${r.mode}-${r.certManager}`, chartValues(r))]);
+  it.each(RENDERINGS)('lint --strict passes (mode $mode, certManager $certManager, monitoring $monitoring, alb $alb).', async (r) => {
+    const result = await helm3(['lint', '--strict', CHART, '-f', valuesFile(home, renderingFile('lint3', r), chartValues(r))]);
     expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(result.code).toBe(0);
   });
 
-  it.each(RENDERINGS)('template renders what Helm v4 renders (mode $mode, certManager $certManager, monitoring $monitoring).', async (r) => {
+  it.each(RENDERINGS)('template renders what Helm v4 renders (mode $mode, certManager $certManager, monitoring $monitoring, alb $alb).', async (r) => {
     const v3 = normalise(await helmTemplate(helm3, home, 'lb-probe-webhook', 'lbp-render', chartValues(r)));
     const v4 = normalise(await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', chartValues(r)));
     const withoutKeys = (objects: K8sObject[]) => objects.map((o) => (o.kind === 'Secret' ? { ...o, data: Object.keys(o.data as object) } : o));

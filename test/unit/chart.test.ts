@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { PROBE_SETTINGS } from '../../src/core/probe.js';
 import { parsePolicy } from '../../src/policy/parse.js';
+import { AWS_DEFAULT_SETTINGS } from '../../src/providers/aws.js';
 import { PROVIDER_NAMES } from '../../src/providers/index.js';
 
 const root = new URL('../../', import.meta.url);
@@ -26,6 +27,13 @@ describe('the Helm chart', () => {
   it("schema accepts exactly the webhook's providers and probes.", () => {
     expect(policySchema.properties.provider.enum).toEqual(PROVIDER_NAMES);
     expect(schema.definitions.probe.enum).toEqual(PROBE_SETTINGS);
+  });
+
+  it("schema's aws section names exactly the AWS provider's settings (alb among them), as booleans where the provider reads one.", () => {
+    const aws = policySchema.properties.aws;
+    expect(aws.additionalProperties).toBe(false);
+    expect(Object.keys(aws.properties).sort()).toEqual(Object.keys(AWS_DEFAULT_SETTINGS).sort());
+    for (const [key, value] of Object.entries(AWS_DEFAULT_SETTINGS)) if (typeof value === 'boolean') expect(aws.properties[key].type).toBe('boolean');
   });
 
   it('schema knows every top-level key of the default policy and refuses unknown ones.', () => {

@@ -61,7 +61,7 @@ describe('render', () => {
     expect(second.stdout).toBe(first.stdout);
     const check = await runCli(['check', '--policy', policyFile], first.stdout);
     expect(check.code).toBe(0);
-    expect(check.stdout).toMatch(/^0 changes in 0 of \d+ load-balanced objects\n$/);
+    expect(check.stdout).toMatch(/^0 changes in 0 of \d+ objects the policy handles\n$/);
   });
 
   it('Documents the policy leaves alone are copied byte for byte, and every document stays.', async () => {
@@ -95,7 +95,7 @@ describe('check', () => {
       `${fixturePath('istio-gateway-service.yaml')}:3: Service istio-ingress/gateway-istio: add metadata.annotations[${AZ}port_80_health-probe_protocol]="tcp": Azure probes port 80 (http) over TCP instead of GET / (appProtocol http) (profile istio)`,
       `${fixturePath('istio-gateway-service.yaml')}:3: Service istio-ingress/gateway-istio: add metadata.annotations[${AZ}port_443_health-probe_protocol]="tcp": Azure probes port 443 (https) over TCP instead of GET / (appProtocol https) (profile istio)`,
       `${fixturePath('service-user-probe.yaml')}:2: Service istio-ingress/gateway-user: add metadata.annotations[${AZ}port_443_health-probe_protocol]="tcp": Azure probes port 443 (https) over TCP instead of GET / (appProtocol https)`,
-      '3 changes in 2 of 2 load-balanced objects',
+      '3 changes in 2 of 2 objects the policy handles',
       '',
     ]);
   });
@@ -103,7 +103,24 @@ describe('check', () => {
   it('Exits 0 when nothing would change.', async () => {
     const { code, stdout } = await runCli(['check', '--policy', azurePolicy, fixturePath('istio-chart-service.yaml'), fixturePath('service-clusterip.yaml')]);
     expect(code).toBe(0);
-    expect(stdout).toBe('0 changes in 0 of 0 load-balanced objects\n');
+    expect(stdout).toBe('0 changes in 0 of 0 objects the policy handles\n');
+  });
+
+  it.each([
+    ['With aws.alb, check counts the NodePort ingress-nginx controller Service it annotates among the objects the policy handles', 'provider: aws\naws: { alb: true }\n', 3, '3 changes in 1 of 1 object the policy handles'],
+    ['Without aws.alb (azure), check leaves the NodePort controller Service out of the count', 'provider: azure\n', 0, '0 changes in 0 of 0 objects the policy handles'],
+  ])('%s; Services no profile recognizes are never counted.', async (_name, policyText, changes, summary) => {
+    const file = join(tmp, `alb-${changes}.yaml`);
+    writeFileSync(file, policyText);
+    const [controller, admission] = [fixture('ingress-nginx-controller.yaml', 0), fixture('ingress-nginx-controller.yaml', 1)];
+    (controller['spec'] as Record<string, unknown>)['type'] = 'NodePort';
+    const input = [controller, admission, fixture('service-clusterip.yaml')].map((o) => JSON.stringify(o)).join('\n---\n');
+    const { code, stdout } = await runCli(['check', '--policy', file], input);
+    const lines = stdout.trim().split('\n');
+    expect(lines.at(-1)).toBe(summary);
+    expect(lines.slice(0, -1)).toHaveLength(changes);
+    for (const line of lines.slice(0, -1)) expect(line).toMatch(/^<stdin>:1: Service ingress-nginx\/ingress-nginx-controller: add metadata\.annotations\[alb\.ingress\.kubernetes\.io\/healthcheck-/);
+    expect(code).toBe(changes > 0 ? 1 : 0);
   });
 
   it('Reports what enforcement would change even in warn mode.', async () => {

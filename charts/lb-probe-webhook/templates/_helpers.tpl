@@ -51,3 +51,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- define "lb-probe-webhook.metricsJob" -}}
 {{ include "lb-probe-webhook.fullname" . }}-metrics
 {{- end }}
+
+{{/*
+lb-probe-webhook.albBackends is "true" when the policy writes the ALB health check on Services of
+any type (provider aws with aws.alb: true), and empty otherwise. The webhook registration follows
+it, so the one policy setting also sends those Services to the webhook: there is no second value
+to forget, and no registration wider than the policy needs.
+*/}}
+{{- define "lb-probe-webhook.albBackends" -}}
+{{- if and (eq .Values.policy.provider "aws") (dig "aws" "alb" false .Values.policy) }}true{{ end }}
+{{- end }}
