@@ -32,6 +32,8 @@ export interface LoadResult {
   /** failed counts answers other than 200, and requests lost to a connection error. */
   readonly failed: number;
   readonly reconnects: number;
+  /** sendLagP99 is, in an open-loop run, the 99th percentile of how late requests were sent after they were due (ms): the load generator's own delay, part of every latency. */
+  readonly sendLagP99: number;
 }
 
 function run(options: LoadOptions): Promise<LoadResult> {
@@ -42,6 +44,7 @@ function run(options: LoadOptions): Promise<LoadResult> {
     body,
   ]);
   const latencies: number[] = [];
+  const lags: number[] = [];
   let failed = 0;
   let reconnects = 0;
   let started = 0;
@@ -92,6 +95,7 @@ function run(options: LoadOptions): Promise<LoadResult> {
           return;
         }
         this.sentAt = at;
+        lags.push(now - at);
       } else {
         this.sentAt = now;
       }
@@ -135,9 +139,18 @@ function run(options: LoadOptions): Promise<LoadResult> {
     setTimeout(() => {
       // Whatever is still unanswered a second after the end is counted as failed.
       const unanswered = started - latencies.length - failed;
+      const at = (list: number[], q: number) => Math.round((list[Math.min(list.length - 1, Math.floor(q * list.length))] ?? NaN) * 100) / 100;
       latencies.sort((a, b) => a - b);
-      const at = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN) * 100) / 100;
-      resolve({ requests: latencies.length, rps: Math.round(latencies.length / options.seconds), p50: at(0.5), p99: at(0.99), failed: failed + Math.max(0, unanswered), reconnects });
+      lags.sort((a, b) => a - b);
+      resolve({
+        requests: latencies.length,
+        rps: Math.round(latencies.length / options.seconds),
+        p50: at(latencies, 0.5),
+        p99: at(latencies, 0.99),
+        failed: failed + Math.max(0, unanswered),
+        reconnects,
+        sendLagP99: lags.length === 0 ? 0 : at(lags, 0.99),
+      });
     }, options.seconds * 1000 + 1000);
   });
 }

@@ -189,12 +189,12 @@ async function serverBenchmark(): Promise<void> {
     ratios.push((got[ours.name] ?? 0) / (got[bare.name] ?? 1));
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  const rows: (string | number)[][] = [['server', 'median req/s', 'rounds req/s', 'p99 ms (max load)', 'p50 / p99 ms at 1000/s', 'failed', 'peak RSS MB']];
+  const rows: (string | number)[][] = [['server', 'median req/s', 'rounds req/s', 'p99 ms (max load)', 'p50 / p99 ms at 1000/s', 'send lag p99 ms', 'failed', 'peak RSS MB']];
   for (const server of [bare, ours]) {
     const list = rounds[server.name] ?? [];
     const steady = await run(server, SECONDS, 1000);
     const failed = list.reduce((n, r) => n + r.failed, 0) + steady.failed;
-    rows.push([server.name, median(list.map((r) => r.rps)), list.map((r) => r.rps).join(' '), median(list.map((r) => r.p99)), `${steady.p50} / ${steady.p99}`, failed, peakRssMb(server.child.pid as number)]);
+    rows.push([server.name, median(list.map((r) => r.rps)), list.map((r) => r.rps).join(' '), median(list.map((r) => r.p99)), `${steady.p50} / ${steady.p99}`, steady.sendLagP99, failed, peakRssMb(server.child.pid as number)]);
   }
   console.log(table(rows));
   console.log(`throughput ratio ours/bare, per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)} (target >= 0.80)`);
