@@ -18,8 +18,8 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import { pino, type Logger } from 'pino';
 import { decide, userMessages } from '../decision/decide.js';
 import { ErrorCode, isWebhookError, WebhookError, type ErrorKind } from '../errors.js';
+import type { WebhookMetrics } from '../metrics/metrics.js';
 import type { Policy } from '../policy/schema.js';
-import type { WebhookMetrics } from './metrics.js';
 import { decodeReview, encodeResponse, type AdmissionRequest } from './review.js';
 import { DEFAULT_BODY_LIMIT, RequestGate, webhookServerFactory, type TlsFiles } from './server.js';
 

@@ -6,7 +6,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { describeError, ErrorCode, WebhookError } from '../errors.js';
-import type { WebhookMetrics } from '../http/metrics.js';
+import type { WebhookMetrics } from '../metrics/metrics.js';
 import { parsePolicy } from '../policy/parse.js';
 import type { Policy } from '../policy/schema.js';
 
