@@ -6,8 +6,9 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { generateCertificates } from '../../src/certs/generate.js';
 import { WebhookMetrics } from '../../src/metrics/metrics.js';
-import { CertificateSource, PolicySource, type TlsMaterial } from '../../src/runtime/reload.js';
+import { CertificateSource, PolicySource } from '../../src/runtime/reload.js';
 import { watchFiles } from '../../src/runtime/watch.js';
+import type { TlsMaterial } from '../../src/tls/material.js';
 import { policy } from '../helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lbp-runtime-'));
