@@ -24,7 +24,7 @@ import { CertificateSource, PolicySource } from '../runtime/reload.js';
 import { watchFiles } from '../runtime/watch.js';
 import { readTlsMaterial, serverTlsOptions } from '../tls/material.js';
 import { durationFlag, integerFlag, parseFlags, requireString } from './args.js';
-import type { Io } from './main.js';
+import type { Io } from './io.js';
 
 /** CLOSE_IDLE_AGE_MS: when stopping, a connection without a request is closed once it is this old. */
 const CLOSE_IDLE_AGE_MS = 1000;
