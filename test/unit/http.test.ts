@@ -10,8 +10,8 @@ import { buildWebhookApp } from '../../src/http/app.js';
 import { WebhookMetrics } from '../../src/metrics/metrics.js';
 import { buildHealthApp } from '../../src/http/health.js';
 import { decide } from '../../src/decision/decide.js';
-import { fixture, policy } from '../helpers/fixtures.js';
-import { decodePatch, review } from '../helpers/reviews.js';
+import { fixture, policy } from '../support/fixtures.js';
+import { decodePatch, review } from '../support/reviews.js';
 
 const lines: Record<string, unknown>[] = [];
 const rawLines: string[] = [];

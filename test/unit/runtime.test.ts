@@ -9,7 +9,7 @@ import { WebhookMetrics } from '../../src/metrics/metrics.js';
 import { CertificateSource, PolicySource } from '../../src/runtime/reload.js';
 import { watchFiles } from '../../src/runtime/watch.js';
 import type { TlsMaterial } from '../../src/tls/material.js';
-import { policy } from '../helpers/fixtures.js';
+import { policy } from '../support/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lbp-runtime-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildWebhookApp } from '../../src/http/app.js';
-import { fixture, policy } from '../helpers/fixtures.js';
-import { decodePatch, review } from '../helpers/reviews.js';
-import { runCli } from '../helpers/cli.js';
-import { postJson } from '../helpers/https.js';
+import { fixture, policy } from '../support/fixtures.js';
+import { decodePatch, review } from '../support/reviews.js';
+import { runCli } from '../support/cli.js';
+import { postJson } from '../support/https.js';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 const dir = mkdtempSync(join(tmpdir(), 'lbp-tls-'));
