@@ -1,6 +1,7 @@
 /**
- * The import structure, checked (README, Layout). In src/ there is no import cycle, and each folder
- * imports only from its own rank or lower (two folders of one rank never import each other):
+ * The import structure, checked (README, Extending, "The import rule"). In src/ there is no import
+ * cycle, and each folder imports only from its own rank or lower (two folders of one rank never
+ * import each other):
  *
  *   0  core (the model), errors.ts, config.ts
  *   1  profiles, providers           the plug-ins, each registry beside them
