@@ -38,9 +38,15 @@ export default defineConfig({
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'text'],
+      // The pure core, which the unit tests reach in process (the CLI, run as a child process, is not counted).
       thresholds: {
         'src/core/**': { lines: 90 },
+        'src/profiles/**': { lines: 90 },
         'src/providers/**': { lines: 90 },
+        'src/policy/**': { lines: 90 },
+        'src/decision/**': { lines: 90 },
+        'src/manifests/**': { lines: 90 },
+        'src/audit/**': { lines: 90 },
       },
     },
   },

@@ -27,8 +27,8 @@ import { parse } from 'yaml';
 import { decide, MAX_AFFECTED_PORTS, userMessages } from '../src/decision/decide.js';
 import { encodeResponse } from '../src/http/review.js';
 import { parsePolicy } from '../src/policy/parse.js';
-import { removeTempDir, startControlPlane, startProcess, stopChild, tempDir } from '../test/e2e/controlplane/controlplane.js';
-import { ensureNamespace, probeService, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating } from '../test/e2e/webhook.js';
+import { removeTempDir, startControlPlane, startProcess, stopChild, tempDir } from '../test/support/controlplane.js';
+import { ensureNamespace, probeService, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating } from '../test/support/webhook.js';
 import type { LoadOptions, LoadResult } from './load.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));

@@ -6,9 +6,6 @@
 import { EXIT_ERROR, reportError } from './failure.js';
 import type { Io } from './io.js';
 
-/** Io is re-exported for the commands that still import it from here; new code imports ./io.js. */
-export type { Io } from './io.js';
-
 const USAGE = `Usage: lb-probe-webhook <command> [flags]
 
 Commands:

@@ -8,7 +8,6 @@
  * answering for --shutdown-delay while endpoints drain, then stops accepting connections, finishes
  * the reviews in flight, and the process exits 0 within --shutdown-grace.
  */
-import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server as TlsServer } from 'node:tls';
@@ -18,13 +17,14 @@ import { readEnvironment } from '../config.js';
 import { ErrorCode, WebhookError } from '../errors.js';
 import { buildHealthApp } from '../http/health.js';
 import { buildWebhookApp } from '../http/app.js';
-import { WebhookMetrics } from '../http/metrics.js';
-import { RequestGate, TLS_SERVER_OPTIONS } from '../http/server.js';
+import { RequestGate } from '../http/server.js';
+import { WebhookMetrics } from '../metrics/metrics.js';
 import { loadPolicyFile } from '../policy/load.js';
-import { CertificateSource, checkTlsMaterial, PolicySource, type TlsMaterial } from '../runtime/reload.js';
+import { CertificateSource, PolicySource } from '../runtime/reload.js';
 import { watchFiles } from '../runtime/watch.js';
+import { readTlsMaterial, serverTlsOptions } from '../tls/material.js';
 import { durationFlag, integerFlag, parseFlags, requireString } from './args.js';
-import type { Io } from './main.js';
+import type { Io } from './io.js';
 
 /** CLOSE_IDLE_AGE_MS: when stopping, a connection without a request is closed once it is this old. */
 const CLOSE_IDLE_AGE_MS = 1000;
@@ -32,18 +32,6 @@ const CLOSE_IDLE_AGE_MS = 1000;
 const LOG_FLUSH_MS = 250;
 /** LOG_BUFFER_BYTES: log lines are written in batches of this size (about twenty-five review lines), or every LOG_FLUSH_MS; below sonic-boom's 16 KiB maximum write. */
 const LOG_BUFFER_BYTES = 8 * 1024;
-
-/** readTlsMaterial reads a certificate and key and checks that the key belongs to the certificate. */
-export async function readTlsMaterial(certPath: string, keyPath: string, source = `${certPath} with key ${keyPath}`): Promise<TlsMaterial> {
-  let cert: string;
-  let key: string;
-  try {
-    [cert, key] = await Promise.all([readFile(certPath, 'utf8'), readFile(keyPath, 'utf8')]);
-  } catch (err: unknown) {
-    throw new WebhookError(ErrorCode.CERTIFICATE, `cannot read TLS certificate ${source}: ${(err as Error).message}`, { cause: err });
-  }
-  return checkTlsMaterial(cert, key, source);
-}
 
 function boundPort(app: FastifyInstance, fallback: number): number {
   const address = app.server.address();
@@ -100,7 +88,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const gate = new RequestGate();
   const webhook = buildWebhookApp({ policy: () => policy.current(), logger, metrics, tls, gate });
   const health = buildHealthApp({ logger, ready: () => (state === 'serving' ? undefined : state), metrics: metrics.registry });
-  const certificate = new CertificateSource(tlsSource, (m) => (webhook.server as unknown as TlsServer).setSecureContext({ ...TLS_SERVER_OPTIONS, cert: m.cert, key: m.key }), logger, metrics);
+  const certificate = new CertificateSource(tlsSource, (m) => (webhook.server as unknown as TlsServer).setSecureContext(serverTlsOptions(m)), logger, metrics);
 
   try {
     await health.listen({ port: healthPort, host });

@@ -18,10 +18,11 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import { pino, type Logger } from 'pino';
 import { decide, userMessages } from '../decision/decide.js';
 import { ErrorCode, isWebhookError, WebhookError, type ErrorKind } from '../errors.js';
+import type { WebhookMetrics } from '../metrics/metrics.js';
 import type { Policy } from '../policy/schema.js';
-import type { WebhookMetrics } from './metrics.js';
+import type { TlsPair } from '../tls/material.js';
 import { decodeReview, encodeResponse, type AdmissionRequest } from './review.js';
-import { DEFAULT_BODY_LIMIT, RequestGate, webhookServerFactory, type TlsFiles } from './server.js';
+import { DEFAULT_BODY_LIMIT, RequestGate, webhookServerFactory } from './server.js';
 
 export { DEFAULT_BODY_LIMIT } from './server.js';
 
@@ -31,7 +32,7 @@ export interface WebhookAppOptions {
   readonly policy: () => Policy;
   readonly logger: Logger;
   /** tls is the serving certificate and key; absent for an app only used through inject (tests). */
-  readonly tls?: TlsFiles;
+  readonly tls?: TlsPair;
   /** gate bounds the body bytes in work and tracks requests and connections on the real server (server.ts); one is made when absent. */
   readonly gate?: RequestGate;
   readonly bodyLimit?: number;

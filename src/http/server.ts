@@ -16,6 +16,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { serverTlsOptions, type TlsPair } from '../tls/material.js';
 import { ByteBudget, type Release } from './budget.js';
 
 /** TLS_HANDSHAKE_TIMEOUT_MS bounds the TLS handshake (Node's default is 120 s). */
@@ -44,29 +45,6 @@ export const MAX_IDLE_CONNECTIONS = 256;
  * opens one per concurrent call (at most its --max-mutating-requests-inflight, 200 by default).
  */
 export const MAX_CONNECTIONS = 1024;
-
-/**
- * TLS_SERVER_OPTIONS: TLS 1.2 with ECDHE key exchange and AEAD ciphers only (AES-GCM,
- * ChaCha20-Poly1305), as the Kubernetes API server's secure defaults
- * (k8s.io/component-base/cli/flag ciphers.go, the "secure" list); TLS 1.3 keeps OpenSSL's suites,
- * which are all AEAD with forward secrecy. Node's default list also offers RSA key exchange and
- * CBC-SHA1 suites such as AES128-SHA.
- */
-export const TLS_SERVER_OPTIONS = {
-  minVersion: 'TLSv1.2',
-  ciphers: [
-    'TLS_AES_128_GCM_SHA256',
-    'TLS_AES_256_GCM_SHA384',
-    'TLS_CHACHA20_POLY1305_SHA256',
-    'ECDHE-ECDSA-AES128-GCM-SHA256',
-    'ECDHE-RSA-AES128-GCM-SHA256',
-    'ECDHE-ECDSA-AES256-GCM-SHA384',
-    'ECDHE-RSA-AES256-GCM-SHA384',
-    'ECDHE-ECDSA-CHACHA20-POLY1305',
-    'ECDHE-RSA-CHACHA20-POLY1305',
-  ].join(':'),
-  honorCipherOrder: true,
-} as const;
 
 const HTTP_OPTIONS = {
   headersTimeout: HEADERS_TIMEOUT_MS,
@@ -256,16 +234,10 @@ function bodyBytes(req: IncomingMessage, limit: number): number {
   return req.headers['transfer-encoding'] === undefined ? 0 : limit;
 }
 
-/** TlsFiles is the serving certificate and key. */
-export interface TlsFiles {
-  readonly cert: string | Buffer;
-  readonly key: string | Buffer;
-}
-
 /** webhookServerFactory returns a Fastify serverFactory for the HTTPS webhook port, behind the gate. */
-export function webhookServerFactory(tls: TlsFiles, gate: RequestGate) {
+export function webhookServerFactory(tls: TlsPair, gate: RequestGate) {
   return (handler: (req: IncomingMessage, res: ServerResponse) => void): HttpsServer => {
-    const server = createHttpsServer({ ...TLS_SERVER_OPTIONS, ...HTTP_OPTIONS, cert: tls.cert, key: tls.key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS });
+    const server = createHttpsServer({ ...serverTlsOptions(tls), ...HTTP_OPTIONS, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS });
     gate.attach(server, handler);
     return server;
   };

@@ -3,30 +3,12 @@
  * their files change; a file that does not validate is refused, logged with every error, counted,
  * and the last good one keeps serving.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { describeError, ErrorCode, WebhookError } from '../errors.js';
-import type { WebhookMetrics } from '../http/metrics.js';
+import type { WebhookMetrics } from '../metrics/metrics.js';
 import { parsePolicy } from '../policy/parse.js';
 import type { Policy } from '../policy/schema.js';
-
-/** TlsMaterial is a certificate chain and its private key, checked to belong together. */
-export interface TlsMaterial {
-  readonly cert: string;
-  readonly key: string;
-  readonly notAfter: Date;
-}
-
-/** checkTlsMaterial parses a PEM certificate and key and checks that the key belongs to the certificate. */
-export function checkTlsMaterial(cert: string, key: string, source: string): TlsMaterial {
-  try {
-    const x509 = new X509Certificate(cert);
-    if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not belong to the certificate');
-    return { cert, key, notAfter: new Date(x509.validTo) };
-  } catch (err: unknown) {
-    throw new WebhookError(ErrorCode.CERTIFICATE, `cannot use TLS certificate and key ${source}: ${(err as Error).message}`, { cause: err });
-  }
-}
+import { checkTlsMaterial, type TlsMaterial } from '../tls/material.js';
 
 /** PolicySource holds the policy in force and replaces it when a new one validates. */
 export class PolicySource {

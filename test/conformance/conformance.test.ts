@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/core/json.js';
-import { runCli } from '../helpers/cli.js';
-import { fixture } from '../helpers/fixtures.js';
+import { runCli } from '../support/cli.js';
+import { fixture } from '../support/fixtures.js';
 import {
   allocate,
   FIRST_NODE_PORT,

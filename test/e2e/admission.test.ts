@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixture } from '../helpers/fixtures.js';
-import { cluster } from './cluster.js';
-import { ensureNamespace, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating, type RunningWebhook } from './webhook.js';
+import { fixture } from '../support/fixtures.js';
+import { cluster } from '../support/cluster.js';
+import { ensureNamespace, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating, type RunningWebhook } from '../support/webhook.js';
 
 const AZ = 'service.beta.kubernetes.io/';
 const TCP_PROBES = { [`${AZ}port_80_health-probe_protocol`]: 'tcp', [`${AZ}port_443_health-probe_protocol`]: 'tcp' };

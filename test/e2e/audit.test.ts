@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixture } from '../helpers/fixtures.js';
-import { runCli } from '../helpers/cli.js';
-import { cluster } from './cluster.js';
-import { ensureNamespace } from './webhook.js';
+import { fixture } from '../support/fixtures.js';
+import { runCli } from '../support/cli.js';
+import { cluster } from '../support/cluster.js';
+import { ensureNamespace } from '../support/webhook.js';
 
 const AZ = 'service.beta.kubernetes.io/';
 const ALB = 'alb.ingress.kubernetes.io/';

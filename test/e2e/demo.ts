@@ -8,10 +8,10 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { startControlPlane, waitFor, type Kubectl } from './controlplane/controlplane.js';
-import { fixture } from '../helpers/fixtures.js';
-import { builtIstiod, installIstioPrerequisites, startIstiod } from './istiod/istiod.js';
-import { ensureNamespace, renderOverlay, startWebhook, waitUntilMutating } from './webhook.js';
+import { startControlPlane, waitFor, type Kubectl } from '../support/controlplane.js';
+import { fixture } from '../support/fixtures.js';
+import { builtIstiod, installIstioPrerequisites, startIstiod } from '../support/istiod.js';
+import { ensureNamespace, renderOverlay, startWebhook, waitUntilMutating } from '../support/webhook.js';
 
 const NAMESPACE = 'demo';
 const policyFile = fileURLToPath(new URL('../../manifests/base/policy.yaml', import.meta.url));

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cluster } from './cluster.js';
+import { cluster } from '../support/cluster.js';
 import {
   ensureNamespace,
   probeService,
@@ -9,7 +9,7 @@ import {
   waitUntilMutating,
   WEBHOOK_NAME,
   type RunningWebhook,
-} from './webhook.js';
+} from '../support/webhook.js';
 
 const k = cluster();
 const NS = 'failure';

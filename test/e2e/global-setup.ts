@@ -3,7 +3,7 @@
  * (and by the harness's exit hooks when the run is interrupted).
  */
 import type { TestProject } from 'vitest/node';
-import { startControlPlane, type ControlPlaneInfo } from './controlplane/controlplane.js';
+import { startControlPlane, type ControlPlaneInfo } from '../support/controlplane.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

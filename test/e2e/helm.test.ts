@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parsePolicy } from '../../src/policy/parse.js';
-import { fixture } from '../helpers/fixtures.js';
-import { removeTempDir, tempDir, waitFor } from './controlplane/controlplane.js';
-import { cluster } from './cluster.js';
-import { ensureNamespace, probeService, startWebhook, waitUntilMutating, type RunningWebhook } from './webhook.js';
-import { CHART, ensureHelm, helmRunner, helmTemplate, key, kustomizeRender, normalise, valuesFile, type Helm, type K8sObject } from '../helm/helm.js';
+import { fixture } from '../support/fixtures.js';
+import { removeTempDir, tempDir, waitFor } from '../support/controlplane.js';
+import { cluster } from '../support/cluster.js';
+import { ensureNamespace, probeService, startWebhook, waitUntilMutating, type RunningWebhook } from '../support/webhook.js';
+import { CHART, ensureHelm, helmRunner, helmTemplate, key, kustomizeRender, normalise, valuesFile, type Helm, type K8sObject } from '../support/helm.js';
 
 const AZ = 'service.beta.kubernetes.io/';
 const ALB = 'alb.ingress.kubernetes.io/';

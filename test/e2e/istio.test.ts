@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixture } from '../helpers/fixtures.js';
-import { runCli } from '../helpers/cli.js';
-import { cluster } from './cluster.js';
-import { ensureIstiod, installIstioPrerequisites, startIstiod, type Istiod } from './istiod/istiod.js';
-import { ensureNamespace, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating, type RunningWebhook } from './webhook.js';
+import { fixture } from '../support/fixtures.js';
+import { runCli } from '../support/cli.js';
+import { cluster } from '../support/cluster.js';
+import { ensureIstiod, installIstioPrerequisites, startIstiod, type Istiod } from '../support/istiod.js';
+import { ensureNamespace, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating, type RunningWebhook } from '../support/webhook.js';
 
 const AZ = 'service.beta.kubernetes.io/';
 const TCP = 'istio-tcp';

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { cluster } from './cluster.js';
+import { cluster } from '../support/cluster.js';
 
 const k = cluster();
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

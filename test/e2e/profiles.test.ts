@@ -12,10 +12,10 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { fixture } from '../helpers/fixtures.js';
-import { cluster } from './cluster.js';
-import { waitFor } from './controlplane/controlplane.js';
-import { ensureNamespace, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating, type RunningWebhook } from './webhook.js';
+import { fixture } from '../support/fixtures.js';
+import { cluster } from '../support/cluster.js';
+import { waitFor } from '../support/controlplane.js';
+import { ensureNamespace, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating, type RunningWebhook } from '../support/webhook.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const AZ = 'service.beta.kubernetes.io/';

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
+import { runCli } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-audit-faults-'));
 const policy = join(tmp, 'policy.yaml');

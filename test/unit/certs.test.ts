@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { runCli } from '../helpers/cli.js';
+import { runCli } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-certs-'));
 const DAY = 86_400_000;

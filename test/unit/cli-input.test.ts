@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixturePath } from '../helpers/fixtures.js';
-import { runCli, startCli, type CliResult } from '../helpers/cli.js';
+import { fixturePath } from '../support/fixtures.js';
+import { runCli, startCli, type CliResult } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-cli-input-'));
 const policy = join(tmp, 'policy.yaml');

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import fastJsonPatch from 'fast-json-patch';
 import { parse, parseAllDocuments } from 'yaml';
-import { FIXTURES, fixture, fixturePath } from '../helpers/fixtures.js';
-import { runCli, startServeOnLoopback, stopProcess, type startServe } from '../helpers/cli.js';
-import { postJson } from '../helpers/https.js';
-import { decodePatch, review } from '../helpers/reviews.js';
+import { FIXTURES, fixture, fixturePath } from '../support/fixtures.js';
+import { runCli, startServeOnLoopback, stopProcess, type startServe } from '../support/cli.js';
+import { postJson } from '../support/https.js';
+import { decodePatch, review } from '../support/reviews.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-cli-'));
 const AZ = 'service.beta.kubernetes.io/';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fastJsonPatch from 'fast-json-patch';
 import { ANNOTATIONS_SIZE_LIMIT, decide, handledKind, MAX_AFFECTED_PORTS, userMessages } from '../../src/decision/decide.js';
 import type { JsonObject } from '../../src/core/json.js';
-import { fixture, policy } from '../helpers/fixtures.js';
+import { fixture, policy } from '../support/fixtures.js';
 
 const AZ = 'service.beta.kubernetes.io/';
 const azure = policy({ provider: 'azure' });

@@ -15,10 +15,10 @@ import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildWebhookApp } from '../../src/http/app.js';
 import { decide } from '../../src/decision/decide.js';
-import { fixture, policy } from '../helpers/fixtures.js';
-import { review } from '../helpers/reviews.js';
-import { runCli, startServe, stopProcess } from '../helpers/cli.js';
-import { openTls, postJson } from '../helpers/https.js';
+import { fixture, policy } from '../support/fixtures.js';
+import { review } from '../support/reviews.js';
+import { runCli, startServe, stopProcess } from '../support/cli.js';
+import { openTls, postJson } from '../support/https.js';
 
 /** RUNS are the generated inputs per property; ran counts those each property actually checked. */
 const RUNS = { json: 3000, bytes: 1000, reviewShaped: 3000, objects: 3000, decide: 2000 };

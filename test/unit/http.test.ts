@@ -7,11 +7,11 @@ import { ByteBudget } from '../../src/http/budget.js';
 import { RequestGate } from '../../src/http/server.js';
 import type { FastifyInstance } from 'fastify';
 import { buildWebhookApp } from '../../src/http/app.js';
-import { WebhookMetrics } from '../../src/http/metrics.js';
+import { WebhookMetrics } from '../../src/metrics/metrics.js';
 import { buildHealthApp } from '../../src/http/health.js';
 import { decide } from '../../src/decision/decide.js';
-import { fixture, policy } from '../helpers/fixtures.js';
-import { decodePatch, review } from '../helpers/reviews.js';
+import { fixture, policy } from '../support/fixtures.js';
+import { decodePatch, review } from '../support/reviews.js';
 
 const lines: Record<string, unknown>[] = [];
 const rawLines: string[] = [];

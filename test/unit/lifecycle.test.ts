@@ -10,10 +10,10 @@ import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixture } from '../helpers/fixtures.js';
-import { review, decodePatch } from '../helpers/reviews.js';
-import { openTls } from '../helpers/https.js';
-import { runCli, startServeOnLoopback, stopProcess, type startServe } from '../helpers/cli.js';
+import { fixture } from '../support/fixtures.js';
+import { review, decodePatch } from '../support/reviews.js';
+import { openTls } from '../support/https.js';
+import { runCli, startServeOnLoopback, stopProcess, type startServe } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-life-'));
 const started: Awaited<ReturnType<typeof startServe>>[] = [];

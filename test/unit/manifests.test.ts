@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { auditObject, formatTable } from '../../src/audit/plan.js';
 import { processManifests } from '../../src/manifests/process.js';
 import { WebhookError } from '../../src/errors.js';
-import { fixture, fixturePath, policy } from '../helpers/fixtures.js';
+import { fixture, fixturePath, policy } from '../support/fixtures.js';
 
 const AZ = 'service.beta.kubernetes.io/';
 const azure = policy({ provider: 'azure' });

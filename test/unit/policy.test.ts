@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadPolicyFile, MAX_POLICY_BYTES } from '../../src/policy/load.js';
 import { parsePolicy } from '../../src/policy/parse.js';
 import { DEFAULT_POLICY, type Policy } from '../../src/policy/schema.js';
 import { WebhookError } from '../../src/errors.js';
@@ -189,5 +193,46 @@ extra: true
 
   it('The error message names the file and counts the problems.', () => {
     expect(() => parsePolicy('provider: x\nmode: y\n', 'policy.yaml')).toThrow('policy.yaml: invalid policy (2 problems)');
+  });
+});
+
+describe('loadPolicyFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lbp-policy-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  /** padded is a valid Azure policy followed by a comment that makes it exactly bytes long. */
+  const padded = (bytes: number) => {
+    const head = 'provider: azure\n# ';
+    return `${head}${'x'.repeat(bytes - head.length - 1)}\n`;
+  };
+  const write = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('reads and validates a policy file of exactly MAX_POLICY_BYTES (64 KiB).', async () => {
+    expect(MAX_POLICY_BYTES).toBe(64 * 1024);
+    expect(view(await loadPolicyFile(write('full.yaml', padded(MAX_POLICY_BYTES))))).toEqual(DEFAULT_VIEW);
+  });
+
+  it.each([
+    ['a file one byte over MAX_POLICY_BYTES, before parsing it', () => write('over.yaml', padded(MAX_POLICY_BYTES + 1)), (path: string) => `policy ${path}: larger than 65536 bytes; not a policy file`, []],
+    ['a file that does not exist', () => join(dir, 'missing.yaml'), (path: string) => `cannot read policy ${path}: ENOENT: no such file or directory, open '${path}'`, []],
+    [
+      'a directory',
+      () => {
+        mkdirSync(join(dir, 'a-directory'), { recursive: true });
+        return join(dir, 'a-directory');
+      },
+      (path: string) => `cannot read policy ${path}: EISDIR: illegal operation on a directory, read`,
+      [],
+    ],
+    ['an invalid policy, with every problem and its line', () => write('invalid.yaml', 'provider: azure\nmode: loud\nprobe: maybe\n'), (path: string) => `${path}: invalid policy (2 problems)`, [/invalid\.yaml:2: mode: must be one of/, /invalid\.yaml:3: probe: must be one of/]],
+  ])('refuses %s with LBP_POLICY_INVALID naming the file.', async (_name, file, message, details) => {
+    const path = file();
+    const refused = await loadPolicyFile(path).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(WebhookError);
+    const { code, message: actual, details: lines } = refused as WebhookError;
+    expect({ code, message: actual, details: lines }).toEqual({ code: 'LBP_POLICY_INVALID', message: message(path), details: details.map((d): unknown => expect.stringMatching(d)) });
   });
 });

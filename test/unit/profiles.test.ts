@@ -4,7 +4,7 @@ import { decide } from '../../src/decision/decide.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { gatewayTarget, serviceTarget } from '../../src/core/target.js';
 import { PROFILE_NAMES, PROFILES } from '../../src/profiles/index.js';
-import { fixture, policy } from '../helpers/fixtures.js';
+import { fixture, policy } from '../support/fixtures.js';
 
 const AZ = 'service.beta.kubernetes.io/';
 const AWS = 'service.beta.kubernetes.io/aws-load-balancer-';

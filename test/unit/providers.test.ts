@@ -5,7 +5,7 @@ import { PROVIDERS, PROVIDER_NAMES, providerFor } from '../../src/providers/inde
 import { fillTemplate } from '../../src/providers/custom.js';
 import type { ProviderResult } from '../../src/providers/provider.js';
 import type { JsonObject } from '../../src/core/json.js';
-import { fixture, policy } from '../helpers/fixtures.js';
+import { fixture, policy } from '../support/fixtures.js';
 
 /** annotate runs the policy's provider, bound to the policy's settings, with the policy's readiness endpoint resolved against the Service and no profile. */
 function annotate(

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { generateCertificates } from '../../src/certs/generate.js';
-import { WebhookMetrics } from '../../src/http/metrics.js';
-import { CertificateSource, PolicySource, type TlsMaterial } from '../../src/runtime/reload.js';
+import { WebhookMetrics } from '../../src/metrics/metrics.js';
+import { CertificateSource, PolicySource } from '../../src/runtime/reload.js';
 import { watchFiles } from '../../src/runtime/watch.js';
-import { policy } from '../helpers/fixtures.js';
+import type { TlsMaterial } from '../../src/tls/material.js';
+import { policy } from '../support/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lbp-runtime-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,15 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
+import { generateCertificates } from '../../src/certs/generate.js';
+import { WebhookError } from '../../src/errors.js';
 import { buildWebhookApp } from '../../src/http/app.js';
-import { fixture, policy } from '../helpers/fixtures.js';
-import { decodePatch, review } from '../helpers/reviews.js';
-import { runCli } from '../helpers/cli.js';
-import { postJson } from '../helpers/https.js';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { checkTlsMaterial, readTlsMaterial, serverTlsOptions } from '../../src/tls/material.js';
+import { fixture, policy } from '../support/fixtures.js';
+import { decodePatch, review } from '../support/reviews.js';
+import { runCli } from '../support/cli.js';
+import { postJson } from '../support/https.js';
+import { connect as tlsConnect, type ConnectionOptions, type Server as TlsServer } from 'node:tls';
 
 const dir = mkdtempSync(join(tmpdir(), 'lbp-tls-'));
 let app: FastifyInstance;
@@ -66,18 +71,24 @@ describe('the webhook over a real TLS socket', () => {
   });
 });
 
-describe('TLS parameters', () => {
-  const port = () => Number(new URL(url).port);
-  /** handshake connects with the given client options and resolves with the negotiated protocol and cipher, or the error. */
-  const handshake = (options: ConnectionOptions) =>
-    new Promise<{ protocol?: string | null; cipher?: string; error?: string }>((resolve) => {
-      const socket = tlsConnect({ host: '127.0.0.1', port: port(), ca, servername: 'localhost', ...options });
-      socket.once('secureConnect', () => {
-        resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().name });
-        socket.destroy();
-      });
-      socket.once('error', (err) => resolve({ error: err.message }));
+/** connectTls connects to a loopback port with the given client options and resolves with the negotiated protocol, cipher and server certificate, or the error. */
+function connectTls(port: number, trusted: string, options: ConnectionOptions) {
+  return new Promise<{ protocol?: string | null; cipher?: string; fingerprint?: string; error?: string }>((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: trusted, servername: 'localhost', ...options });
+    socket.once('secureConnect', () => {
+      resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().name, fingerprint: socket.getPeerX509Certificate()?.fingerprint256 });
+      socket.destroy();
     });
+    socket.once('error', (err) => resolve({ error: err.message }));
+  });
+}
+
+describe('TLS parameters', () => {
+  /** handshake connects to the webhook with the given client options: the protocol and cipher, or the error. */
+  const handshake = async (options: ConnectionOptions) => {
+    const { protocol, cipher, error } = await connectTls(Number(new URL(url).port), ca, options);
+    return error === undefined ? { protocol, cipher } : { error };
+  };
 
   it.each([
     ['AES128-SHA (RSA key exchange, CBC, SHA-1)', 'AES128-SHA'],
@@ -95,5 +106,55 @@ describe('TLS parameters', () => {
   it('A TLS 1.3 client connects with TLS 1.3, and a TLS 1.1 client cannot connect.', async () => {
     expect((await handshake({})).protocol).toBe('TLSv1.3');
     expect((await handshake({ minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' })).error).toBeDefined();
+  });
+});
+
+describe('the TLS material module (src/tls/material.ts)', () => {
+  const now = new Date();
+  const one = generateCertificates({ dns: ['localhost'], ips: [], days: 1, caDays: 2, now });
+  const two = generateCertificates({ dns: ['localhost'], ips: [], days: 3, caDays: 4, now });
+  const write = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('reads a certificate and the key that belongs to it, with the certificate’s notAfter.', async () => {
+    const material = await readTlsMaterial(write('one.crt', one.tlsCert), write('one.key', one.tlsKey));
+    expect(material).toEqual({ cert: one.tlsCert, key: one.tlsKey, notAfter: new Date(new X509Certificate(one.tlsCert).validTo) });
+  });
+
+  it.each([
+    ['a certificate file that does not exist', () => [join(dir, 'missing.crt'), write('k1.key', one.tlsKey)], /^cannot read TLS certificate .*missing\.crt with key .*k1\.key: ENOENT/],
+    ['a key file that does not exist', () => [write('c1.crt', one.tlsCert), join(dir, 'missing.key')], /^cannot read TLS certificate .*c1\.crt with key .*missing\.key: ENOENT/],
+    ['a certificate that is not PEM', () => [write('c2.crt', 'not a certificate\n'), write('k2.key', one.tlsKey)], /^cannot use TLS certificate and key .*c2\.crt with key .*k2\.key: /],
+    ['a certificate cut short', () => [write('c3.crt', one.tlsCert.slice(0, 200)), write('k3.key', one.tlsKey)], /^cannot use TLS certificate and key .*c3\.crt with key .*k3\.key: /],
+    ['a key of another certificate', () => [write('c4.crt', one.tlsCert), write('k4.key', two.tlsKey)], /^cannot use TLS certificate and key .*c4\.crt with key .*k4\.key: the key does not belong to the certificate$/],
+  ])('refuses %s with LBP_CERTIFICATE, naming both files.', async (_name, paths, message) => {
+    const [cert, key] = paths();
+    const refused = await readTlsMaterial(cert!, key!).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(WebhookError);
+    expect({ code: (refused as WebhookError).code, message: (refused as WebhookError).message }).toEqual({ code: 'LBP_CERTIFICATE', message: expect.stringMatching(message) });
+  });
+
+  it('names the pair by the source it is given, as the certificate reload does.', () => {
+    expect(() => checkTlsMaterial(one.tlsCert, two.tlsKey, 'tls.crt with key tls.key')).toThrow('cannot use TLS certificate and key tls.crt with key tls.key: the key does not belong to the certificate');
+  });
+
+  it('builds a swapped-in certificate’s secure context with the same TLS parameters: new connections get the new certificate, and TLS 1.1 and CBC-SHA1 clients still cannot connect.', async () => {
+    const trusted = `${one.caCert}${two.caCert}`;
+    const swapped = buildWebhookApp({ policy: () => policy({ provider: 'azure' }), logger: pino({ level: 'silent' }), tls: { cert: one.tlsCert, key: one.tlsKey } });
+    await swapped.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const port = (swapped.server.address() as AddressInfo).port;
+      expect((await connectTls(port, trusted, {})).fingerprint).toBe(new X509Certificate(one.tlsCert).fingerprint256);
+      (swapped.server as unknown as TlsServer).setSecureContext(serverTlsOptions(checkTlsMaterial(two.tlsCert, two.tlsKey, 'two')));
+      expect(await connectTls(port, trusted, {})).toEqual({ protocol: 'TLSv1.3', cipher: expect.any(String), fingerprint: new X509Certificate(two.tlsCert).fingerprint256 });
+      expect((await connectTls(port, trusted, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' })).error).toBeDefined();
+      expect((await connectTls(port, trusted, { maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA' })).error).toMatch(/handshake failure|no shared cipher|alert/i);
+      expect(await connectTls(port, trusted, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).toMatchObject({ protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES128-GCM-SHA256' });
+    } finally {
+      await swapped.close();
+    }
   });
 });

@@ -1,6 +1,6 @@
-/** Test-side access to the control plane that global-setup.ts started. */
+/** Test-side access to the control plane that the e2e project's global setup (test/e2e/global-setup.ts) started and provided. */
 import { inject } from 'vitest';
-import { kubectlRunner, type Kubectl } from './controlplane/controlplane.js';
+import { kubectlRunner, type Kubectl } from './controlplane.js';
 
 /** Cluster is the shared control plane as a test sees it. */
 export interface Cluster {

@@ -1,18 +1,19 @@
 /**
- * A real istiod (pilot-discovery built by build.sh) for tests and the demo, run as a local process
- * against the test control plane instead of in a pod: every listener on loopback, the kube-gateway
- * template and its values read from files in its working directory, leader election off. Its
- * Gateway API deployment controller generates the Service, Deployment and ServiceAccount of each
- * Gateway of class `istio`, as in a cluster. stop() ends its process group; so does process exit.
+ * A real istiod (pilot-discovery built by test/e2e/istiod/build.sh) for tests and the demo, run as
+ * a local process against the test control plane instead of in a pod: every listener on loopback,
+ * the kube-gateway template and its values read from files in its working directory, leader
+ * election off. Its Gateway API deployment controller generates the Service, Deployment and
+ * ServiceAccount of each Gateway of class `istio`, as in a cluster. stop() ends its process group;
+ * so does process exit.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, removeTempDir, startProcess, stopChild, tempDir, waitFor, type Kubectl } from '../controlplane/controlplane.js';
+import { freePort, removeTempDir, startProcess, stopChild, tempDir, waitFor, type Kubectl } from './controlplane.js';
 
-const BUILD_SCRIPT = fileURLToPath(new URL('./build.sh', import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL('../e2e/istiod/build.sh', import.meta.url));
 
 /** ISTIO_NAMESPACE is the namespace istiod runs for; it must exist before istiod starts. */
 export const ISTIO_NAMESPACE = 'istio-system';
@@ -31,7 +32,7 @@ export interface IstiodToolchain {
 function toolchainFrom(stdout: string): IstiodToolchain {
   const value = (key: string): string => {
     const match = new RegExp(`^${key}=(.*)$`, 'm').exec(stdout);
-    if (!match?.[1]) throw new Error(`istiod build.sh printed no ${key}`);
+    if (!match?.[1]) throw new Error(`test/e2e/istiod/build.sh printed no ${key}`);
     return match[1];
   };
   const dir = value('ISTIO_DIR');
@@ -46,7 +47,7 @@ function toolchainFrom(stdout: string): IstiodToolchain {
 /** ensureIstiod builds pilot-discovery when it is missing (several minutes the first time) and returns where it is. */
 export function ensureIstiod(): IstiodToolchain {
   const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (out.status !== 0) throw new Error(`istiod build.sh failed with exit ${out.status}`);
+  if (out.status !== 0) throw new Error(`test/e2e/istiod/build.sh failed with exit ${out.status}`);
   return toolchainFrom(out.stdout);
 }
 

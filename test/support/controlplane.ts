@@ -1,7 +1,8 @@
 /**
- * A real Kubernetes control plane for tests and the demo: etcd and kube-apiserver built by
- * build.sh, on loopback, on free ports, in a temporary directory. stop() ends every process it
- * started and removes the directory; so does process exit, also after a failure or Ctrl-C.
+ * A real Kubernetes control plane for tests, the demo and the benchmark: etcd and kube-apiserver
+ * built by test/e2e/controlplane/build.sh, on loopback, on free ports, in a temporary directory.
+ * stop() ends every process it started and removes the directory; so does process exit, also
+ * after a failure or Ctrl-C.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -11,9 +12,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateCertificates } from '../../../src/certs/generate.js';
+import { generateCertificates } from '../../src/certs/generate.js';
 
-const BUILD_SCRIPT = fileURLToPath(new URL('./build.sh', import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL('../e2e/controlplane/build.sh', import.meta.url));
 
 /** Toolchain is where build.sh put the binaries and the Gateway API CRDs. */
 export interface Toolchain {
@@ -24,10 +25,10 @@ export interface Toolchain {
 /** ensureToolchain builds the control plane binaries when they are missing and returns their location. */
 export function ensureToolchain(): Toolchain {
   const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (out.status !== 0) throw new Error(`build.sh failed with exit ${out.status}`);
+  if (out.status !== 0) throw new Error(`test/e2e/controlplane/build.sh failed with exit ${out.status}`);
   const value = (key: string): string => {
     const match = new RegExp(`^${key}=(.*)$`, 'm').exec(out.stdout);
-    if (!match?.[1]) throw new Error(`build.sh printed no ${key}`);
+    if (!match?.[1]) throw new Error(`test/e2e/controlplane/build.sh printed no ${key}`);
     return match[1];
   };
   return { binDir: value('BIN_DIR'), gatewayCrds: value('GATEWAY_CRDS') };

@@ -1,5 +1,5 @@
 /**
- * The Helm side of the end-to-end tests: the helm CLI that build.sh builds from the Go module
+ * The Helm side of the end-to-end tests: the helm CLI that test/helm/build.sh builds from the Go module
  * proxy, run as a process against the test control plane, and the renderings of the chart and of
  * the kustomize overlays in a form that can be compared.
  */
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { runCommand } from '../e2e/controlplane/controlplane.js';
+import { runCommand } from './controlplane.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUILD_SCRIPT = join(ROOT, 'test/helm/build.sh');

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { freePort, removeTempDir, startProcess, stopChild, tempDir, waitFor, type Kubectl } from './controlplane/controlplane.js';
+import { freePort, removeTempDir, startProcess, stopChild, tempDir, waitFor, type Kubectl } from './controlplane.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/main.js');

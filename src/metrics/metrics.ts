@@ -4,10 +4,23 @@
  * with the one prefix `lb_probe_webhook_`.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RequestGate } from './server.js';
 
 /** METRIC_PREFIX starts every metric name. */
 export const METRIC_PREFIX = 'lb_probe_webhook_';
+
+/**
+ * GateCounts is what the metrics read, when scraped, from whatever admits the webhook's requests
+ * (the HTTP server's RequestGate has these counters); declared here so that metrics depend on no
+ * server.
+ */
+export interface GateCounts {
+  /** inFlight is the number of requests received and not yet answered or aborted. */
+  readonly inFlight: number;
+  /** waiting is the number of requests waiting for room in a body budget. */
+  readonly waiting: number;
+  /** bodyBytes is the number of request body bytes in work now, by budget. */
+  readonly bodyBytes: { readonly small: number; readonly large: number };
+}
 
 /** ReviewEvent describes one answered review. */
 export interface ReviewEvent {
@@ -59,7 +72,7 @@ export class WebhookMetrics {
     registers: [this.registry],
   });
   // The gate's own counters, read when scraped: nothing on the hot path.
-  private gate: RequestGate | undefined;
+  private gate: GateCounts | undefined;
   private readonly inFlight: Gauge = new Gauge({
     name: `${METRIC_PREFIX}requests_in_flight`,
     help: 'Requests on the webhook port received and not yet answered or aborted.',
@@ -115,7 +128,7 @@ export class WebhookMetrics {
   }
 
   /** observeGate makes the in-flight, waiting and body-budget gauges report the gate's counts. */
-  observeGate(gate: RequestGate): void {
+  observeGate(gate: GateCounts): void {
     this.gate = gate;
   }
 
