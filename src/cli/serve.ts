@@ -33,6 +33,12 @@ const LOG_FLUSH_MS = 250;
 /** LOG_BUFFER_BYTES: log lines are written in batches of this size (about twenty-five review lines), or every LOG_FLUSH_MS; below sonic-boom's 16 KiB maximum write. */
 const LOG_BUFFER_BYTES = 8 * 1024;
 
+/** bufferLines hands every line to a sonic-boom in contentMode buffer as a Buffer of its own. */
+function bufferLines(sonic: pino.DestinationStream): pino.DestinationStream {
+  const sink = sonic as unknown as { write(chunk: Buffer): boolean };
+  return { write: (line: string) => void sink.write(Buffer.from(line)) };
+}
+
 function boundPort(app: FastifyInstance, fallback: number): number {
   const address = app.server.address();
   return typeof address === 'object' && address !== null ? address.port : fallback;
@@ -77,7 +83,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   // The buffer holds each line as its own Buffer (contentMode buffer): in utf8 mode sonic-boom
   // measures the whole pending batch as a string on every write, a cost that grows with the batch.
   const buffered = io.stdout === process.stdout ? pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, contentMode: 'buffer' }) : undefined;
-  const destination: pino.DestinationStream = buffered === undefined ? (io.stdout as NodeJS.WritableStream & pino.DestinationStream) : { write: (line: string) => void buffered.write(Buffer.from(line) as unknown as string) };
+  const destination: pino.DestinationStream = buffered === undefined ? (io.stdout as NodeJS.WritableStream & pino.DestinationStream) : bufferLines(buffered);
   const flushTimer = buffered === undefined ? undefined : setInterval(() => buffered.flush(), LOG_FLUSH_MS).unref();
   const logger = pino({ level: env.logLevel, base: { app: 'lb-probe-webhook' } }, destination);
   const metrics = new WebhookMetrics();
