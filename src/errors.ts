@@ -76,5 +76,7 @@ export function describeError(err: unknown): string {
 
 /** yamlMessage trims a yaml library error to its first line without the position, which callers print as file:line. */
 export function yamlMessage(message: string): string {
+  // The parser reports a stack overflow on absurd nesting as the engine's own words.
+  if (/Maximum call stack size exceeded|Stack overflow/.test(message)) return 'nested too deeply';
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
 }

@@ -271,7 +271,7 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     throw new WebhookError(ErrorCode.POLICY_INVALID, `${source}: invalid policy (${details.length} ${details.length === 1 ? 'problem' : 'problems'})`, { details });
   };
   if (doc.errors.length > 0) {
-    fail(doc.errors.map((e) => `${source}:${counter.linePos(e.pos[0]).line}: ${yamlMessage(e.message)}`));
+    fail([...new Set(doc.errors.map((e) => `${source}:${counter.linePos(e.pos[0]).line}: ${yamlMessage(e.message)}`))]);
   }
   const problems = new Problems();
   let raw: unknown;

@@ -191,6 +191,19 @@ extra: true
     expect(byLabel?.probe).toBeUndefined();
   });
 
+  it('A policy nested deeper than the parser can follow (within the 64 KiB cap) is one problem, "nested too deeply", not the engine\'s stack overflow.', () => {
+    const deep = `provider: azure\nrules: ${'['.repeat(30_000)}${']'.repeat(30_000)}\n`;
+    const refused = (() => {
+      try {
+        parsePolicy(deep, 'deep.yaml');
+      } catch (err: unknown) {
+        return err as WebhookError;
+      }
+      return undefined;
+    })();
+    expect(refused?.details).toEqual(['deep.yaml:2: nested too deeply']);
+  });
+
   it('The error message names the file and counts the problems.', () => {
     expect(() => parsePolicy('provider: x\nmode: y\n', 'policy.yaml')).toThrow('policy.yaml: invalid policy (2 problems)');
   });
