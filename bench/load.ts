@@ -32,9 +32,16 @@ export interface LoadResult {
   /** failed counts answers other than 200, and requests lost to a connection error. */
   readonly failed: number;
   readonly reconnects: number;
-  /** sendLagP99 is, in an open-loop run, the 99th percentile of how late requests were sent after they were due (ms): the load generator's own delay, part of every latency. */
+  /**
+   * sendLagP99 is, in an open-loop run, the 99th percentile of how late requests were sent after
+   * they were due (ms): time spent waiting for a free connection while the server is behind, or
+   * for the load generator itself. It is part of every latency.
+   */
   readonly sendLagP99: number;
 }
+
+/** SETUP_TIMEOUT_MS bounds the wait for every connection's handshake and first answer before the run starts. */
+const SETUP_TIMEOUT_MS = 10_000;
 
 function run(options: LoadOptions): Promise<LoadResult> {
   const ca = readFileSync(options.caFile);
@@ -50,8 +57,14 @@ function run(options: LoadOptions): Promise<LoadResult> {
   let started = 0;
   const due: number[] = []; // open loop: times of requests due and not yet sent
   const idle: Connection[] = [];
-  const t0 = performance.now();
-  const end = t0 + options.seconds * 1000;
+  // The clock starts once every connection has finished its TLS handshake and answered one review:
+  // the run measures answering reviews on open connections, as the API server keeps them, not the
+  // handshakes and the server's work that follows them.
+  let t0 = Infinity;
+  let end = Infinity;
+  let connected = 0;
+  let setupDeadline = performance.now() + SETUP_TIMEOUT_MS;
+  let onAllConnected: () => void = () => undefined;
 
   class Connection {
     private socket!: TLSSocket;
@@ -67,7 +80,10 @@ function run(options: LoadOptions): Promise<LoadResult> {
       this.buffer = Buffer.alloc(0);
       this.socket = connect({ host: '127.0.0.1', port: options.port, ca, servername: 'localhost' });
       this.socket.setNoDelay(true);
-      this.socket.once('secureConnect', () => this.next());
+      this.socket.once('secureConnect', () => {
+        if (t0 !== Infinity) this.next();
+        else this.socket.write(request); // the connection's first review, before the clock starts
+      });
       this.socket.on('data', (chunk: Buffer) => this.read(chunk));
       this.socket.on('error', () => undefined);
       this.socket.once('close', () => {
@@ -75,7 +91,7 @@ function run(options: LoadOptions): Promise<LoadResult> {
           failed++;
           this.busy = false;
         }
-        if (performance.now() < end) {
+        if (performance.now() < Math.min(end, setupDeadline)) {
           reconnects++;
           this.open();
         }
@@ -112,6 +128,10 @@ function run(options: LoadOptions): Promise<LoadResult> {
       const length = Number(/\r\ncontent-length: *(\d+)/i.exec(headers)?.[1] ?? 0);
       if (this.buffer.length < head + 4 + length) return;
       this.buffer = this.buffer.subarray(head + 4 + length);
+      if (t0 === Infinity) {
+        if (++connected === options.connections) onAllConnected();
+        return;
+      }
       this.busy = false;
       if (headers.startsWith('HTTP/1.1 200 ')) latencies.push(performance.now() - this.sentAt);
       else failed++;
@@ -120,8 +140,16 @@ function run(options: LoadOptions): Promise<LoadResult> {
     }
   }
 
-  for (let i = 0; i < options.connections; i++) new Connection();
-  if (options.rate > 0) {
+  const connections: Connection[] = [];
+  const start = (): void => {
+    t0 = performance.now();
+    end = t0 + options.seconds * 1000;
+    setupDeadline = Infinity;
+    if (options.rate === 0) {
+      for (const connection of connections) connection.next();
+      return;
+    }
+    idle.push(...connections);
     const interval = 1000 / options.rate;
     let scheduled = 0;
     const tick = (): void => {
@@ -134,9 +162,9 @@ function run(options: LoadOptions): Promise<LoadResult> {
       if (now < end) setTimeout(tick, Math.max(0, t0 + scheduled * interval - performance.now()));
     };
     tick();
-  }
+  };
   return new Promise((resolve) => {
-    setTimeout(() => {
+    const finish = (): void => {
       // Whatever is still unanswered a second after the end is counted as failed.
       const unanswered = started - latencies.length - failed;
       const at = (list: number[], q: number) => Math.round((list[Math.min(list.length - 1, Math.floor(q * list.length))] ?? NaN) * 100) / 100;
@@ -151,7 +179,17 @@ function run(options: LoadOptions): Promise<LoadResult> {
         reconnects,
         sendLagP99: lags.length === 0 ? 0 : at(lags, 0.99),
       });
-    }, options.seconds * 1000 + 1000);
+    };
+    let begun = false;
+    onAllConnected = () => {
+      if (begun) return;
+      begun = true;
+      start();
+      setTimeout(finish, options.seconds * 1000 + 1000);
+    };
+    // A server that never completes the handshakes still gets its run, counted from here.
+    setTimeout(() => onAllConnected(), SETUP_TIMEOUT_MS).unref();
+    for (let i = 0; i < options.connections; i++) connections.push(new Connection());
   });
 }
 

@@ -338,9 +338,10 @@ async function memoryBenchmark(): Promise<void> {
 }
 
 async function endToEndBenchmark(): Promise<void> {
-  console.log(`\nEnd-to-end benchmark: create ${SERVICES} Istio-shaped LoadBalancer Services through kube-apiserver, 4 at a time, with and without the webhook`);
+  console.log(`\nEnd-to-end benchmark: create ${SERVICES} Istio-shaped LoadBalancer Services through kube-apiserver, 4 at a time, with and without the webhook; ${ROUNDS} interleaved rounds`);
   const cp = await startControlPlane();
-  const webhook = await startWebhook(readFileSync(join(ROOT, 'manifests/base/policy.yaml'), 'utf8'));
+  // As deployed: the image's Node flags and one info line per review.
+  const webhook = await startWebhook(readFileSync(join(ROOT, 'manifests/base/policy.yaml'), 'utf8'), { NODE_OPTIONS: imageNodeOptions(), LOG_LEVEL: 'info' });
   await ensureNamespace(cp.kubectl, 'bench-with', { 'lb-probe-webhook/enabled': 'true' });
   await ensureNamespace(cp.kubectl, 'bench-without');
   const name = await registerWebhook(cp.kubectl, cp.binDir, 'opt-in', { url: webhook.url, caBundle: webhook.caBundle, name: 'lbp-bench' });
@@ -366,7 +367,7 @@ async function endToEndBenchmark(): Promise<void> {
     return performance.now() - started;
   };
   const times: Record<string, number[]> = { without: [], with: [] };
-  for (let r = 0; r < 3; r++) {
+  for (let r = 0; r < ROUNDS; r++) {
     times['without']?.push(await round('bench-without', `r${r}`));
     times['with']?.push(await round('bench-with', `r${r}`));
   }

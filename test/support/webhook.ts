@@ -42,8 +42,8 @@ function runCli(args: readonly string[]): void {
   if (out.status !== 0) throw new Error(`lb-probe-webhook ${args.join(' ')}: ${out.stderr}`);
 }
 
-/** startWebhook writes the policy, makes certificates with `certs` and starts `serve` on loopback. */
-export async function startWebhook(policy: string): Promise<RunningWebhook> {
+/** startWebhook writes the policy, makes certificates with `certs` and starts `serve` on loopback (LOG_LEVEL debug unless env says otherwise). */
+export async function startWebhook(policy: string, env: NodeJS.ProcessEnv = {}): Promise<RunningWebhook> {
   const dir = tempDir('lbp-webhook-');
   const certsDir = join(dir, 'certs');
   runCli(['certs', '--out', certsDir, '--dns', 'localhost', '--ip', '127.0.0.1']);
@@ -56,7 +56,7 @@ export async function startWebhook(policy: string): Promise<RunningWebhook> {
     [CLI, 'serve', '--policy', join(dir, 'policy.yaml'), '--tls-cert', join(certsDir, 'tls.crt'), '--tls-key', join(certsDir, 'tls.key'),
       '--port', String(port), '--health-port', String(healthPort), '--address', '127.0.0.1', '--shutdown-delay', '0s'],
     logFile,
-    { ...process.env, LOG_LEVEL: 'debug' },
+    { ...process.env, LOG_LEVEL: 'debug', ...env },
   );
   const logs = (): LogLine[] =>
     existsSync(logFile)
