@@ -32,6 +32,12 @@ const CLOSE_IDLE_AGE_MS = 1000;
 const LOG_FLUSH_MS = 250;
 /** LOG_BUFFER_BYTES: log lines are written in batches of this size (about twenty-five review lines), or every LOG_FLUSH_MS; below sonic-boom's 16 KiB maximum write. */
 const LOG_BUFFER_BYTES = 8 * 1024;
+/**
+ * LOG_MAX_PENDING_BYTES bounds the log lines waiting for stdout, about 3,500 review lines. When
+ * nothing reads stdout (a stalled container runtime), lines beyond it are dropped and counted in
+ * log_lines_dropped_total: reviews keep being answered, and memory stays inside its budget.
+ */
+const LOG_MAX_PENDING_BYTES = 1024 * 1024;
 
 /** bufferLines hands every line to a sonic-boom in contentMode buffer as a Buffer of its own. */
 function bufferLines(sonic: pino.DestinationStream): pino.DestinationStream {
@@ -82,12 +88,13 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   // load instead of one each, and no line waits longer than that when traffic is low.
   // The buffer holds each line as its own Buffer (contentMode buffer): in utf8 mode sonic-boom
   // measures the whole pending batch as a string on every write, a cost that grows with the batch.
-  const buffered = io.stdout === process.stdout ? pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, contentMode: 'buffer' }) : undefined;
+  const buffered = io.stdout === process.stdout ? pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, maxLength: LOG_MAX_PENDING_BYTES, contentMode: 'buffer' }) : undefined;
   const destination: pino.DestinationStream = buffered === undefined ? (io.stdout) : bufferLines(buffered);
   const flushTimer = buffered === undefined ? undefined : setInterval(() => buffered.flush(), LOG_FLUSH_MS).unref();
   const logger = pino({ level: env.logLevel, base: { app: 'lb-probe-webhook' } }, destination);
   const metrics = new WebhookMetrics();
   metrics.certificateInUse(tls.notAfter);
+  buffered?.on('drop', () => metrics.logLineDropped());
 
   const policy = new PolicySource(initialPolicy, policyPath, logger, metrics);
   let state: 'starting' | 'serving' | 'stopping' = 'starting';

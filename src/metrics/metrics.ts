@@ -96,6 +96,11 @@ export class WebhookMetrics {
       this.bodyBytes.set({ budget: 'large' }, bytes.large);
     },
   });
+  private readonly droppedLogLines = new Counter({
+    name: `${METRIC_PREFIX}log_lines_dropped_total`,
+    help: 'Log lines dropped because stdout was not read fast enough and the pending lines reached their bound.',
+    registers: [this.registry],
+  });
   private readonly abortedRequests = new Counter({
     name: `${METRIC_PREFIX}requests_aborted_total`,
     help: 'Requests whose client closed the connection before the answer (not refusals).',
@@ -130,6 +135,11 @@ export class WebhookMetrics {
   /** observeGate makes the in-flight, waiting and body-budget gauges report the gate's counts. */
   observeGate(gate: GateCounts): void {
     this.gate = gate;
+  }
+
+  /** logLineDropped records a log line dropped because stdout did not keep up. */
+  logLineDropped(): void {
+    this.droppedLogLines.inc();
   }
 
   /** aborted records a request whose client hung up before its answer. */

@@ -245,3 +245,30 @@ describe('graceful shutdown', () => {
     expect(server.logs.map((l) => l.msg)).toContain('stopped');
   });
 });
+
+describe('logging to a stdout nobody reads', () => {
+  it('keeps answering every review while stdout is not read, holds at most 1 MiB of lines and counts the lines it drops.', async () => {
+    const dir = join(tmp, 'stalled-stdout');
+    mkdirSync(dir, { recursive: true });
+    await certs(dir);
+    writeFileSync(join(dir, 'policy.yaml'), 'provider: azure\n');
+    const server = await startServeOnLoopback({ policy: join(dir, 'policy.yaml'), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') });
+    started.push(server);
+    // From here on nobody reads the child's stdout: the pipe fills and its writes stop.
+    server.child.stdout?.removeAllListeners('data');
+    server.child.stdout?.pause();
+    const ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
+    // 9,000 review lines of about 300 bytes: 2.7 MB, over the pipe's 64 KiB and the 1 MiB bound.
+    const run = load(`https://127.0.0.1:${server.port}/mutate`, ca, 8, 9000);
+    while (run.outcomes.length < 9000) await sleep(100);
+    await run.stop();
+    expect(run.outcomes.filter((o) => o.status !== 200)).toEqual([]);
+    const metrics = await get(server.healthPort, '/metrics');
+    const dropped = Number(/^lb_probe_webhook_log_lines_dropped_total (\d+)$/m.exec(metrics.body)?.[1]);
+    // What was written (the pipe and the 1 MiB buffer, about 3,700 lines) is all that is kept.
+    expect(dropped).toBeGreaterThan(4000);
+    expect(dropped).toBeLessThan(9000);
+    const rss = Number(/^lb_probe_webhook_process_resident_memory_bytes (\d+)$/m.exec(metrics.body)?.[1]);
+    expect(rss).toBeLessThan(160 * 1024 * 1024);
+  }, 120_000);
+});
