@@ -89,7 +89,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   // The buffer holds each line as its own Buffer (contentMode buffer): in utf8 mode sonic-boom
   // measures the whole pending batch as a string on every write, a cost that grows with the batch.
   const buffered = io.stdout === process.stdout ? pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, maxLength: LOG_MAX_PENDING_BYTES, contentMode: 'buffer' }) : undefined;
-  const destination: pino.DestinationStream = buffered === undefined ? (io.stdout) : bufferLines(buffered);
+  const destination: pino.DestinationStream = buffered === undefined ? io.stdout : bufferLines(buffered);
   const flushTimer = buffered === undefined ? undefined : setInterval(() => buffered.flush(), LOG_FLUSH_MS).unref();
   const logger = pino({ level: env.logLevel, base: { app: 'lb-probe-webhook' } }, destination);
   const metrics = new WebhookMetrics();

@@ -278,13 +278,17 @@ export function decide(input: DecisionInput): Decision {
   const namespace = input.namespace || stringAt(objectAt(object, 'metadata'), 'namespace');
   const { probe, rule } = probeFor(object, policy, namespace, warnings);
   if (probe === 'none') return skipped('probe is none', { warnings, probe, ...named });
+  /** leftAlone answers an object the webhook could annotate but must not, with a warning saying why and what to do. */
+  const leftAlone = (why: string): Decision => {
+    warnings.push(`${WARNING_PREFIX}left unchanged: ${why}`);
+    return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
+  };
 
   if (target.affected.length > MAX_AFFECTED_PORTS) {
-    warnings.push(
-      `${WARNING_PREFIX}left unchanged: ${target.affected.length} ports with appProtocol http or https, over the ${MAX_AFFECTED_PORTS} one object can be annotated for ` +
+    return leftAlone(
+      `${target.affected.length} ports with appProtocol http or https, over the ${MAX_AFFECTED_PORTS} one object can be annotated for ` +
         `(their annotations would exceed the API server's ${ANNOTATIONS_SIZE_LIMIT / 1024} KiB limit); annotate it by hand or set ${PROBE_ANNOTATION}: none`,
     );
-    return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
   }
 
   const { readiness, tcp } = readinessFor(target, policy, rule, profile);
@@ -310,22 +314,20 @@ export function decide(input: DecisionInput): Decision {
 
   const bytes = annotationBytes(map);
   if (bytes > ANNOTATIONS_SIZE_LIMIT) {
-    warnings.push(
-      `${WARNING_PREFIX}left unchanged: ${placement.location} would hold ${bytes} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}; ` +
+    return leftAlone(
+      `${placement.location} would hold ${bytes} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}; ` +
         'remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand',
     );
-    return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
   }
 
   if (placement.location === 'spec.infrastructure.annotations') {
     const size = Object.keys(map).length;
     const max = policy.gateway.maxInfrastructureAnnotations;
     if (size > max) {
-      warnings.push(
-        `${WARNING_PREFIX}left unchanged: spec.infrastructure.annotations would hold ${size} entries, over the cap of ${max}; ` +
+      return leftAlone(
+        `spec.infrastructure.annotations would hold ${size} entries, over the cap of ${max}; ` +
           'remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service',
       );
-      return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
     }
   }
 
