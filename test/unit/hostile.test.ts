@@ -325,9 +325,12 @@ describe('hand-written attacks on a running server', { timeout: 60_000 }, () => 
     const closed = Promise.all([noTls, slowHeaders, slowBody, healthHeaders, healthBody].map((s) => closedAfter(s, start)));
     await stillServes();
     const [tls, headers, body, health, healthSlowBody] = await closed;
-    // Node checks the deadlines every second; the rest is slack for a loaded machine.
-    expect({ tls, headers, health }).toEqual({ tls: expect.closeTo(10.5, 0), headers: expect.closeTo(10.5, 0), health: expect.closeTo(10.5, 0) });
-    for (const seconds of [tls, headers, health]) expect(seconds).toBeGreaterThanOrEqual(9.5);
+    // Node checks the header deadline every second, so a connection closes between 10 and 11 s
+    // after it opened; half a second more is slack for a loaded machine (11.007 s was seen).
+    for (const seconds of [tls, headers, health]) {
+      expect(seconds).toBeGreaterThanOrEqual(9.5);
+      expect(seconds).toBeLessThan(11.5);
+    }
     for (const seconds of [body, healthSlowBody]) {
       expect(seconds).toBeGreaterThanOrEqual(29.5);
       expect(seconds).toBeLessThan(32.5);
