@@ -64,33 +64,25 @@ if ready; then   # another run finished while this one waited
   exit 0
 fi
 
-# prometheus-operator CRDs ------------------------------------------------------------------
-if [[ ! -f "$CRD_DIR/monitoring.coreos.com_prometheusrules.yaml" ]]; then
+# CRDs from Go modules -------------------------------------------------------------------------
+fetch_crds() {   # fetch_crds MODULE VERSION DIR FILE... : copies FILEs (paths in the module) into DIR
+  local module=$1 version=$2 dest=$3 src
+  shift 3
+  [[ -f "$dest/$(basename "${!#}")" ]] && return 0   # the last file is written last: all are there
   mkdir -p "$CACHE_ROOT/tmp"
-  dir=$(cd "$CACHE_ROOT/tmp" && go mod download -json \
-    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
-  [[ -n "$dir" ]] || { log "could not download prometheus-operator $PROMETHEUS_OPERATOR_VERSION"; exit 1; }
-  rm -rf "$CRD_DIR.tmp" && mkdir -p "$CRD_DIR.tmp"
-  for kind in servicemonitors prometheusrules; do
-    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$CRD_DIR.tmp/"
-  done
-  chmod u+w "$CRD_DIR.tmp"/*.yaml
-  rm -rf "$CRD_DIR" && mv "$CRD_DIR.tmp" "$CRD_DIR"
-  log "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs in $CRD_DIR"
-fi
-
-# cert-manager CRDs ---------------------------------------------------------------------------
-if [[ ! -f "$CM_CRD_DIR/cert-manager.io_certificates.yaml" ]]; then
-  mkdir -p "$CACHE_ROOT/tmp"
-  dir=$(cd "$CACHE_ROOT/tmp" && go mod download -json \
-    "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
-  [[ -n "$dir" ]] || { log "could not download cert-manager $CERT_MANAGER_VERSION"; exit 1; }
-  rm -rf "$CM_CRD_DIR.tmp" && mkdir -p "$CM_CRD_DIR.tmp"
-  cp "$dir/deploy/crds/cert-manager.io_issuers.yaml" "$dir/deploy/crds/cert-manager.io_certificates.yaml" "$CM_CRD_DIR.tmp/"
-  chmod u+w "$CM_CRD_DIR.tmp"/*.yaml
-  rm -rf "$CM_CRD_DIR" && mv "$CM_CRD_DIR.tmp" "$CM_CRD_DIR"
-  log "cert-manager $CERT_MANAGER_VERSION CRDs in $CM_CRD_DIR"
-fi
+  src=$(cd "$CACHE_ROOT/tmp" && go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  [[ -n "$src" ]] || { log "could not download $module $version"; exit 1; }
+  rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+  for file in "$@"; do cp "$src/$file" "$dest.tmp/"; done
+  chmod u+w "$dest.tmp"/*.yaml
+  rm -rf "$dest" && mv "$dest.tmp" "$dest"
+  log "$module $version CRDs in $dest"
+}
+fetch_crds github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" "$CRD_DIR" \
+  example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml \
+  example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml
+fetch_crds github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION" "$CM_CRD_DIR" \
+  deploy/crds/cert-manager.io_issuers.yaml deploy/crds/cert-manager.io_certificates.yaml
 
 # helm v4 and v3 -----------------------------------------------------------------------------
 build_helm() {   # build_helm MAJOR VERSION DIR
