@@ -62,9 +62,9 @@ function run(options: LoadOptions): Promise<LoadResult> {
   // handshakes and the server's work that follows them.
   let t0 = Infinity;
   let end = Infinity;
-  let connected = 0;
+  let warmed = 0; // connections that have had their first answer
   let setupDeadline = performance.now() + SETUP_TIMEOUT_MS;
-  let onAllConnected: () => void = () => undefined;
+  let onAllWarmed: () => void = () => undefined;
 
   class Connection {
     private socket!: TLSSocket;
@@ -129,7 +129,7 @@ function run(options: LoadOptions): Promise<LoadResult> {
       if (this.buffer.length < head + 4 + length) return;
       this.buffer = this.buffer.subarray(head + 4 + length);
       if (t0 === Infinity) {
-        if (++connected === options.connections) onAllConnected();
+        if (++warmed === options.connections) onAllWarmed();
         return;
       }
       this.busy = false;
@@ -181,14 +181,14 @@ function run(options: LoadOptions): Promise<LoadResult> {
       });
     };
     let begun = false;
-    onAllConnected = () => {
+    onAllWarmed = () => {
       if (begun) return;
       begun = true;
       start();
       setTimeout(finish, options.seconds * 1000 + 1000);
     };
     // A server that never completes the handshakes still gets its run, counted from here.
-    setTimeout(() => onAllConnected(), SETUP_TIMEOUT_MS).unref();
+    setTimeout(() => onAllWarmed(), SETUP_TIMEOUT_MS).unref();
     for (let i = 0; i < options.connections; i++) connections.push(new Connection());
   });
 }
