@@ -229,7 +229,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
 
   const serving = generateCertificates({
     dns: ['localhost', 'kubernetes', 'kubernetes.default.svc'],
-    ips: ['127.0.0.1', '10.0.0.1'],
+    ips: ['127.0.0.1', '198.19.0.1'],
     days: 2,
     caDays: 2,
     now: new Date(),
@@ -252,7 +252,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
       `--tls-cert-file=${join(dir, 'apiserver.crt')}`,
       `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
       `--cert-dir=${join(dir, 'apiserver-certs')}`,
-      '--service-cluster-ip-range=10.0.0.0/16',
+      // Service addresses from the benchmarking range (RFC 2544), never from the private ranges this machine's own network uses.
+      '--service-cluster-ip-range=198.19.0.0/16',
       '--service-account-issuer=https://kubernetes.default.svc',
       `--service-account-key-file=${join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dir, 'sa.key')}`,

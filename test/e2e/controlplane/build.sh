@@ -27,10 +27,14 @@ if [[ "${1:-}" == "--print" ]]; then
 fi
 
 command -v go >/dev/null || { log "go is required to build the test control plane"; exit 2; }
+command -v flock >/dev/null || { log "flock (util-linux) is required"; exit 2; }
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 
 # Gateway API standard CRDs, from the sigs.k8s.io/gateway-api module ------------------------
-if [[ ! -f "$CRD_DIR/gateway.networking.k8s.io_gateways.yaml" ]]; then
+mkdir -p "$CACHE_ROOT"
+if [[ ! -f "$CRD_DIR/gateway.networking.k8s.io_gateways.yaml" ]] \
+  && exec 8>"$CACHE_ROOT/.gateway-api-$GATEWAY_API_VERSION.lock" && flock 8 \
+  && [[ ! -f "$CRD_DIR/gateway.networking.k8s.io_gateways.yaml" ]]; then
   mkdir -p "$CACHE_ROOT/tmp"
   dir=$(cd "$CACHE_ROOT/tmp" && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
   mkdir -p "$CRD_DIR.tmp"
@@ -42,6 +46,15 @@ fi
 
 if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/kubectl" && -x "$BIN_DIR/etcd" ]]; then
   log "cached binaries in $BIN_DIR"
+  print
+  exit 0
+fi
+
+# Concurrent runs (two checkouts, a test and a benchmark) build once: the second waits here, then
+# finds the binaries in place.
+exec 9>"$CACHE_ROOT/.k8s-$K8S_VERSION.lock"
+flock 9
+if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/kubectl" && -x "$BIN_DIR/etcd" ]]; then
   print
   exit 0
 fi
