@@ -65,9 +65,12 @@ run: node_modules ## Start the webhook locally with the default policy and gener
 demo: node_modules ## Real control plane + webhook + opt-in overlay + the real istiod + an Istio Gateway; Ctrl-C cleans up
 	$(NPM) run demo
 
+BASE_IMAGE ?=
+
 .PHONY: image
-image: ## Build the container image (needs a Docker engine)
-	docker build -t $(IMAGE) .
+image: node_modules ## Build $(IMAGE) from the Dockerfile (Docker engine, else buildah); BASE_IMAGE=local: base made from Debian packages
+	BASE_IMAGE='$(BASE_IMAGE)' bash image/build.sh '$(IMAGE)'
+
 
 .PHONY: clean
 clean: ## Remove build output and coverage

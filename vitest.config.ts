@@ -33,6 +33,18 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          name: 'node',
+          include: ['test/node/**/*.test.ts'],
+          // The image, built from the Dockerfile, and a real node (test/support/node.ts) for the run;
+          // npm test runs this project after the others, alone: the node is the machine's.
+          globalSetup: ['test/node/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
     ],
     coverage: {
       provider: 'v8',

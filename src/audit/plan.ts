@@ -22,14 +22,21 @@ function added(before: Record<string, string>, after: Record<string, string>): R
   return Object.fromEntries(Object.entries(after).filter(([k, v]) => before[k] !== v));
 }
 
+/** AuditOptions change how auditObject decides. */
+export interface AuditOptions {
+  /** policyMode decides in the policy's own mode, as the webhook does (warn then changes nothing); otherwise in enforce mode. */
+  readonly policyMode?: boolean;
+}
+
 /**
  * auditObject decides on an existing object as on an UPDATE, in enforce mode whatever the policy's
- * mode, and returns a finding when something would change. The apply configuration names only the
- * annotations the decision adds or replaces (for a new spec.infrastructure.annotations map, also
- * the metadata annotations it carries over), so applying it touches nothing else.
+ * mode (unless options.policyMode), and returns a finding when something would change. The apply
+ * configuration names only the annotations the decision adds or replaces (for a new
+ * spec.infrastructure.annotations map, also the metadata annotations it carries over), so applying
+ * it touches nothing else.
  */
-export function auditObject(object: JsonObject, policy: Policy): AuditFinding | undefined {
-  const decision = decide({ object, operation: 'UPDATE', policy: { ...policy, mode: 'enforce' } });
+export function auditObject(object: JsonObject, policy: Policy, options: AuditOptions = {}): AuditFinding | undefined {
+  const decision = decide({ object, operation: 'UPDATE', policy: options.policyMode ? policy : { ...policy, mode: 'enforce' } });
   if (decision.object === undefined || decision.changes.length === 0) return undefined;
   const metadata = objectAt(object, 'metadata');
   const name = stringAt(metadata, 'name') ?? '';

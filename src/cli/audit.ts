@@ -5,7 +5,8 @@
  */
 import { ApiException, KubeConfig, KubernetesObjectApi, Observable, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { auditObject, formatTable, type AuditFinding } from '../audit/plan.js';
-import type { JsonObject } from '../core/json.js';
+import { namespaceSelectorOf } from '../audit/scope.js';
+import { objectAt, stringAt, type JsonObject } from '../core/json.js';
 import { GATEWAY_GROUP } from '../core/target.js';
 import { describeError, ErrorCode, WebhookError } from '../errors.js';
 import { loadPolicyFile } from '../policy/load.js';
@@ -62,13 +63,13 @@ function apiError(what: string, err: unknown, timeoutMs: number): WebhookError {
   return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${detail.split('\n')[0] ?? detail}`, { cause: err });
 }
 
-async function listAll(api: KubernetesObjectApi, kind: HandledKind, namespace: string | undefined, maxPages: number): Promise<JsonObject[]> {
-  const apiVersion = API_VERSIONS[kind];
+async function listAll(api: KubernetesObjectApi, kind: HandledKind | 'Namespace', namespace: string | undefined, maxPages: number, labelSelector?: string): Promise<JsonObject[]> {
+  const apiVersion = kind === 'Namespace' ? 'v1' : API_VERSIONS[kind];
   const items: JsonObject[] = [];
   const seen = new Set<string>();
   let token: string | undefined;
   for (let pages = 1; ; pages++) {
-    const page = await api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, undefined, PAGE, token);
+    const page = await api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector || undefined, PAGE, token);
     // List items carry no apiVersion and kind; the decision needs both. JSON round trip: plain objects, dates as strings.
     for (const item of page.items) items.push({ ...(JSON.parse(JSON.stringify(item)) as JsonObject), apiVersion, kind });
     token = page.metadata?._continue || undefined;
@@ -120,6 +121,7 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
       kubeconfig: { type: 'string' },
       'request-timeout': { type: 'string' },
       'max-pages': { type: 'string' },
+      'as-webhook': { type: 'string' },
     },
     false,
   );
@@ -138,6 +140,27 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
   if (kc.getCurrentCluster() === null) throw new WebhookError(ErrorCode.KUBERNETES_API, 'no cluster: set KUBECONFIG, pass --kubeconfig, or run in a pod');
   const api = AuditApi.make(kc, timeoutMs);
 
+  // --as-webhook NAME: decide as the webhook registered by that configuration would, in the
+  // namespaces it selects and in the policy's own mode (warn changes nothing): the heal job's view.
+  const asWebhook = values['as-webhook'];
+  let scope: Set<string> | undefined;
+  if (asWebhook !== undefined) {
+    let configuration: JsonObject;
+    try {
+      const read = await api.read({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: asWebhook } });
+      configuration = JSON.parse(JSON.stringify(read)) as JsonObject;
+    } catch (err: unknown) {
+      throw apiError(`--as-webhook: reading MutatingWebhookConfiguration ${asWebhook}`, err, timeoutMs);
+    }
+    const selector = namespaceSelectorOf(configuration, asWebhook);
+    try {
+      scope = new Set((await listAll(api, 'Namespace', undefined, maxPages, selector)).map((n) => stringAt(objectAt(n, 'metadata'), 'name') ?? ''));
+    } catch (err: unknown) {
+      if (err instanceof WebhookError) throw err;
+      throw apiError(`listing the namespaces of MutatingWebhookConfiguration ${asWebhook} (${selector || 'all'})`, err, timeoutMs);
+    }
+  }
+
   const findings: AuditFinding[] = [];
   let scanned = 0;
   for (const kind of policy.kinds) {
@@ -152,9 +175,10 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
       if (err instanceof WebhookError) throw err;
       throw apiError(`listing ${kind}s`, err, timeoutMs);
     }
+    if (scope !== undefined) objects = objects.filter((o) => scope.has(stringAt(objectAt(o, 'metadata'), 'namespace') ?? ''));
     scanned += objects.length;
     for (const object of objects) {
-      const finding = auditObject(object, policy);
+      const finding = auditObject(object, policy, { policyMode: asWebhook !== undefined });
       if (finding !== undefined) findings.push(finding);
     }
   }

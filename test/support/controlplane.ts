@@ -12,6 +12,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import forge from 'node-forge';
 import { generateCertificates } from '../../src/certs/generate.js';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../e2e/controlplane/build.sh', import.meta.url));
@@ -136,9 +137,9 @@ export function stopChild(child: ChildProcess, graceMs = 5000): Promise<number |
   });
 }
 
-function getReadyz(port: number, ca: string, token: string): Promise<number> {
+function getReadyz(host: string, port: number, ca: string, token: string): Promise<number> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/readyz', ca, headers: { authorization: `Bearer ${token}` }, timeout: 2000 }, (res) => {
+    const req = request({ host, port, path: '/readyz', ca, headers: { authorization: `Bearer ${token}` }, timeout: 2000 }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -198,14 +199,62 @@ export interface ControlPlaneInfo {
 /** ControlPlane is a running etcd and kube-apiserver. */
 export interface ControlPlane extends ControlPlaneInfo {
   readonly kubectl: Kubectl;
+  /** ca is the CA of the API server's serving certificate, which also signs the kubelet client certificate. */
+  readonly ca: { readonly certPem: string; readonly keyPem: string };
+  /** pids are the process ids of etcd and kube-apiserver. */
+  readonly pids: readonly number[];
+  /** tokens are the bearer tokens of the users asked for in ControlPlaneOptions.users, by user name. */
+  readonly tokens: ReadonlyMap<string, string>;
+  /** kubeconfigFor writes a kubeconfig for one of those users and returns its path. */
+  kubeconfigFor(user: string): string;
   stop(): Promise<void>;
 }
 
-/** startControlPlane starts etcd and kube-apiserver on loopback and installs the Gateway API standard CRDs. */
-export async function startControlPlane(): Promise<ControlPlane> {
+/** ControlPlaneUser is a user of the token file: name and groups. */
+export interface ControlPlaneUser {
+  readonly name: string;
+  readonly groups?: readonly string[];
+}
+
+/**
+ * ControlPlaneOptions turn the loopback control plane into one a real node can join (test/support/node.ts).
+ * Left out, the API server listens on 127.0.0.1, authorizes with RBAC only, and reconciles no endpoints.
+ */
+export interface ControlPlaneOptions {
+  /** address is where kube-apiserver listens and what it advertises (the kubernetes Service's endpoint, reached by Pods). */
+  readonly address?: string;
+  /** users get tokens of their own (kubelet, controller-manager, scheduler, kube-proxy), besides admin. */
+  readonly users?: readonly ControlPlaneUser[];
+  /** node adds the Node authorizer and a client certificate for the API server's calls to the kubelet (logs, exec). */
+  readonly node?: boolean;
+}
+
+/** kubeletClientCertificate issues the API server's client certificate for the kubelet (system:masters) under the CA. */
+function kubeletClientCertificate(ca: { certPem: string; keyPem: string }): { cert: string; key: string } {
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const keys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = randomBytes(16).toString('hex').replace(/^[89a-f]/, '1');
+  cert.validity.notBefore = new Date(Date.now() - 5 * 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 2 * 86_400_000);
+  cert.setSubject([{ name: 'commonName', value: 'kube-apiserver-kubelet-client' }, { name: 'organizationName', value: 'system:masters' }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(ca.keyPem), forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/** startControlPlane starts etcd and kube-apiserver (on loopback unless options say otherwise) and installs the Gateway API standard CRDs. */
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const toolchain = ensureToolchain();
   const dir = tempDir('lbp-controlplane-');
   const bin = (name: string): string => join(toolchain.binDir, name);
+  const address = options.address ?? '127.0.0.1';
   const etcdClient = await freePort();
   const etcdPeer = await freePort();
   const apiPort = await freePort();
@@ -228,26 +277,45 @@ export async function startControlPlane(): Promise<ControlPlane> {
   );
 
   const serving = generateCertificates({
-    dns: ['localhost', 'kubernetes', 'kubernetes.default.svc'],
-    ips: ['127.0.0.1', '198.19.0.1'],
+    dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
+    ips: [...new Set(['127.0.0.1', address, '198.19.0.1'])],
     days: 2,
     caDays: 2,
     now: new Date(),
   });
   writeFileSync(join(dir, 'apiserver.crt'), serving.tlsCert);
   writeFileSync(join(dir, 'apiserver.key'), serving.tlsKey, { mode: 0o600 });
+  writeFileSync(join(dir, 'ca.crt'), serving.caCert);
   const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(join(dir, 'sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   writeFileSync(join(dir, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
   const token = randomBytes(24).toString('hex');
-  writeFileSync(join(dir, 'tokens.csv'), `${token},admin,admin-uid,system:masters\n`, { mode: 0o600 });
+  const tokens = new Map((options.users ?? []).map((user) => [user.name, randomBytes(24).toString('hex')]));
+  const tokenLines = [`${token},admin,admin-uid,system:masters`];
+  for (const user of options.users ?? []) {
+    const groups = user.groups ?? [];
+    tokenLines.push(`${tokens.get(user.name)},${user.name},${user.name}-uid${groups.length > 0 ? `,"${groups.join(',')}"` : ''}`);
+  }
+  writeFileSync(join(dir, 'tokens.csv'), `${tokenLines.join('\n')}\n`, { mode: 0o600 });
+  const nodeFlags: string[] = [];
+  if (options.node) {
+    const client = kubeletClientCertificate({ certPem: serving.caCert, keyPem: serving.caKey });
+    writeFileSync(join(dir, 'kubelet-client.crt'), client.cert);
+    writeFileSync(join(dir, 'kubelet-client.key'), client.key, { mode: 0o600 });
+    nodeFlags.push(
+      `--kubelet-client-certificate=${join(dir, 'kubelet-client.crt')}`,
+      `--kubelet-client-key=${join(dir, 'kubelet-client.key')}`,
+      // Without it, logs and exec look the node's name up in DNS.
+      '--kubelet-preferred-address-types=InternalIP',
+    );
+  }
 
   const apiserver = startProcess(
     bin('kube-apiserver'),
     [
       `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${apiPort}`,
       `--tls-cert-file=${join(dir, 'apiserver.crt')}`,
       `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
@@ -258,10 +326,12 @@ export async function startControlPlane(): Promise<ControlPlane> {
       `--service-account-key-file=${join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
       `--token-auth-file=${join(dir, 'tokens.csv')}`,
-      '--authorization-mode=RBAC',
+      `--authorization-mode=${options.node ? 'Node,RBAC' : 'RBAC'}`,
       '--allow-privileged=true',
       '--enable-priority-and-fairness=false',
-      '--endpoint-reconciler-type=none',
+      // On loopback nothing can reach the advertised address but this machine: no endpoints for the kubernetes Service.
+      ...(options.address === undefined ? ['--endpoint-reconciler-type=none'] : []),
+      ...nodeFlags,
       '--v=1',
     ],
     join(dir, 'kube-apiserver.log'),
@@ -269,23 +339,26 @@ export async function startControlPlane(): Promise<ControlPlane> {
 
   await waitFor(`kube-apiserver (logs: ${logs})`, 120_000, async () => {
     if (etcd.exitCode !== null || apiserver.exitCode !== null) throw new Error(`a control plane process exited; see ${logs}`);
-    return (await getReadyz(apiPort, serving.caCert, token)) === 200;
+    return (await getReadyz(address, apiPort, serving.caCert, token)) === 200;
   });
 
-  const server = `https://127.0.0.1:${apiPort}`;
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'lb-probe-webhook-test', cluster: { server, 'certificate-authority-data': Buffer.from(serving.caCert).toString('base64') } }],
-      users: [{ name: 'admin', user: { token } }],
-      contexts: [{ name: 'lb-probe-webhook-test', context: { cluster: 'lb-probe-webhook-test', user: 'admin', namespace: 'default' } }],
-      'current-context': 'lb-probe-webhook-test',
-    }),
-    { mode: 0o600 },
-  );
+  const server = `https://${address}:${apiPort}`;
+  const writeKubeconfig = (path: string, user: string, userToken: string): string => {
+    writeFileSync(
+      path,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'lb-probe-webhook-test', cluster: { server, 'certificate-authority-data': Buffer.from(serving.caCert).toString('base64') } }],
+        users: [{ name: user, user: { token: userToken } }],
+        contexts: [{ name: 'lb-probe-webhook-test', context: { cluster: 'lb-probe-webhook-test', user, namespace: 'default' } }],
+        'current-context': 'lb-probe-webhook-test',
+      }),
+      { mode: 0o600 },
+    );
+    return path;
+  };
+  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), 'admin', token);
   const kubectl = kubectlRunner(toolchain.binDir, kubeconfig);
 
   for (const file of readdirSync(toolchain.gatewayCrds).filter((f) => f.endsWith('.yaml') && !f.includes('vap_'))) {
@@ -301,6 +374,14 @@ export async function startControlPlane(): Promise<ControlPlane> {
     server,
     binDir: toolchain.binDir,
     kubectl,
+    ca: { certPem: serving.caCert, keyPem: serving.caKey },
+    pids: [etcd.pid, apiserver.pid].filter((pid): pid is number => pid !== undefined),
+    tokens,
+    kubeconfigFor(user) {
+      const userToken = tokens.get(user);
+      if (userToken === undefined) throw new Error(`no token for ${user}: pass it in ControlPlaneOptions.users`);
+      return writeKubeconfig(join(dir, `${user.replace(/[^a-z0-9-]/gi, '_')}.kubeconfig`), user, userToken);
+    },
     async stop() {
       await stopChild(apiserver);
       await stopChild(etcd);

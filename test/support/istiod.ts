@@ -72,14 +72,16 @@ export async function installIstioPrerequisites(kubectl: Kubectl, toolchain: Ist
 /**
  * injectionValues are the Helm values the kube-gateway template reads (`.Values.*`), as the
  * istio-discovery chart would render them into its ConfigMap. They only shape the gateway
- * Deployment, which never runs here: the test cluster has no nodes.
+ * Deployment, which never runs: the e2e cluster has no node, and on the real node of test/node/ its
+ * image comes from a registry under .invalid (RFC 2606), so the pull fails at once and nothing
+ * leaves the machine.
  */
 function injectionValues(version: string): Record<string, unknown> {
   return {
     revision: '',
     gateways: {},
     global: {
-      hub: 'docker.io/istio',
+      hub: 'registry.invalid/istio',
       tag: version,
       istioNamespace: ISTIO_NAMESPACE,
       pilotCertProvider: 'istiod',

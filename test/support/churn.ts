@@ -1,0 +1,177 @@
+/**
+ * Service churn through the API server while something happens to the webhook: creates of new
+ * LoadBalancer Services and updates of existing ones that take the probe annotation away, at a steady
+ * rate, each of which the webhook must annotate. With failurePolicy Ignore a failed webhook call
+ * passes silently, so the answer is read back afterwards: every Service must carry the annotation.
+ *
+ * Requests go straight to the API server over HTTPS with the admin token (a kubectl process per
+ * request could not keep the rate), at most MAX_IN_FLIGHT at a time; a tick that finds them all busy
+ * is counted as late, so a slow API server shows instead of lowering the rate unseen.
+ */
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+
+/** MAX_IN_FLIGHT bounds the requests waiting at once. */
+const MAX_IN_FLIGHT = 64;
+
+/** ApiAccess is how to reach the API server as admin. */
+export interface ApiAccess {
+  readonly server: string;
+  readonly ca: string;
+  readonly token: string;
+}
+
+/** apiAccessFrom reads the server, CA and token from a kubeconfig the test harness wrote (JSON, one user with a token). */
+export function apiAccessFrom(kubeconfig: string): ApiAccess {
+  const config = JSON.parse(readFileSync(kubeconfig, 'utf8')) as {
+    clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
+    users: { user: { token: string } }[];
+  };
+  const cluster = config.clusters[0]?.cluster;
+  const token = config.users[0]?.user.token;
+  if (cluster === undefined || token === undefined) throw new Error(`${kubeconfig}: no cluster or token`);
+  return { server: cluster.server, ca: Buffer.from(cluster['certificate-authority-data'], 'base64').toString(), token };
+}
+
+/** ApiResponse is a status and a parsed JSON body. */
+export interface ApiResponse {
+  readonly status: number;
+  readonly body: any;
+}
+
+/** apiCall sends one request to the API server; a network error resolves as status 0 with the message in body. */
+export function apiCall(access: ApiAccess, agent: Agent | undefined, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<ApiResponse> {
+  return new Promise((resolve) => {
+    const url = new URL(path, access.server);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      url,
+      {
+        method,
+        ca: access.ca,
+        agent,
+        timeout: 30_000,
+        headers: { authorization: `Bearer ${access.token}`, accept: 'application/json', ...(payload !== undefined && { 'content-type': contentType }) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
+    req.on('error', (err) => resolve({ status: 0, body: err.message }));
+    req.end(payload);
+  });
+}
+
+/** ChurnOptions say where, how fast, and what every Service must carry afterwards. */
+export interface ChurnOptions {
+  readonly namespace: string;
+  /** perSecond is creates plus updates per second (half each once there is something to update). */
+  readonly perSecond: number;
+  /** prefix names the Services (prefix-N), so several churns can share a namespace. */
+  readonly prefix: string;
+  /** annotation is the key the webhook adds to each of them, and that each update removes. */
+  readonly annotation: string;
+}
+
+/** ChurnResult is what happened during a churn. */
+export interface ChurnResult {
+  readonly creates: number;
+  readonly updates: number;
+  /** errors are the requests the client saw fail, one line each. */
+  readonly errors: readonly string[];
+  /** late counts the ticks that found MAX_IN_FLIGHT requests still waiting. */
+  readonly late: number;
+  readonly seconds: number;
+  /** unannotated names the Services read back without the annotation. */
+  readonly unannotated: readonly string[];
+  /** checked is how many Services were read back. */
+  readonly checked: number;
+}
+
+/** loadBalancerService is the Service every churn creates: one http port, as an ingress gateway has. */
+function loadBalancerService(name: string): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, labels: { 'lb-probe-webhook.test/churn': 'true' } },
+    spec: { type: 'LoadBalancer', selector: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', appProtocol: 'http' }] },
+  };
+}
+
+/** Churn is a running churn; stop() ends it, waits for the requests in flight and reads every Service back. */
+export interface Churn {
+  stop(): Promise<ChurnResult>;
+}
+
+/** startChurn starts creating and updating Services at options.perSecond. */
+export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
+  const agent = new Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+  const base = `/api/v1/namespaces/${options.namespace}/services`;
+  const created: string[] = [];
+  const errors: string[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let creates = 0;
+  let updates = 0;
+  let late = 0;
+  let tick = 0;
+  const started = Date.now();
+
+  const track = (what: string, call: Promise<ApiResponse>, ok: (r: ApiResponse) => void): void => {
+    const done = call.then((response) => {
+      if (response.status >= 200 && response.status < 300) ok(response);
+      else errors.push(`${what}: ${response.status} ${typeof response.body === 'string' ? response.body : (response.body?.message ?? JSON.stringify(response.body))}`);
+    });
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  };
+
+  const step = (): void => {
+    tick++;
+    if (inFlight.size >= MAX_IN_FLIGHT) {
+      late++;
+      return;
+    }
+    if (tick % 2 === 1 || created.length === 0) {
+      const name = `${options.prefix}-${creates++}`;
+      track(`create ${name}`, apiCall(access, agent, 'POST', base, loadBalancerService(name)), () => created.push(name));
+    } else {
+      // An update that takes the annotation away (and changes a label): the webhook must put it back.
+      const name = created[updates % created.length] as string;
+      updates++;
+      const patch = { metadata: { labels: { 'lb-probe-webhook.test/round': String(tick) }, annotations: { [options.annotation]: null } } };
+      track(`update ${name}`, apiCall(access, agent, 'PATCH', `${base}/${name}`, patch, 'application/merge-patch+json'), () => undefined);
+    }
+  };
+  const timer = setInterval(step, 1000 / options.perSecond);
+
+  return {
+    async stop() {
+      clearInterval(timer);
+      const seconds = (Date.now() - started) / 1000;
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+      const unannotated: string[] = [];
+      const list = await apiCall(access, agent, 'GET', `${base}?labelSelector=${encodeURIComponent('lb-probe-webhook.test/churn=true')}`);
+      const stored = new Map<string, any>((list.status === 200 ? (list.body.items as any[]) : []).map((item) => [item.metadata.name as string, item]));
+      if (list.status !== 200) errors.push(`list ${base}: ${list.status}`);
+      for (const name of created) {
+        const item = stored.get(name);
+        if (item === undefined) errors.push(`read ${name}: not found`);
+        else if (item.metadata?.annotations?.[options.annotation] === undefined) unannotated.push(name);
+      }
+      agent.destroy();
+      return { creates, updates, errors, late, seconds, unannotated, checked: created.length };
+    },
+  };
+}
