@@ -91,22 +91,31 @@ export interface ChurnResult {
   readonly updates: number;
   /** errors are the requests the client saw fail, one line each. */
   readonly errors: readonly string[];
-  /** late counts the ticks that found MAX_IN_FLIGHT requests still waiting. */
+  /** late counts the requests not sent because MAX_IN_FLIGHT requests were still waiting. */
   readonly late: number;
   readonly seconds: number;
   /** unannotated names the Services read back without the annotation. */
   readonly unannotated: readonly string[];
   /** checked is how many Services were read back. */
   readonly checked: number;
+  /** p50Ms, p99Ms and maxMs are the latencies of the creates and updates, in milliseconds. */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
 }
 
-/** loadBalancerService is the Service every churn creates: one http port, as an ingress gateway has. */
+/**
+ * loadBalancerService is the Service every churn creates: one http port, as an ingress gateway has.
+ * Thousands of them are made, so they cost the node nothing: no node ports (there are only 2,768),
+ * no selector (no EndpointSlices), and kube-proxy skips them (service-proxy-name), as it would
+ * otherwise rewrite its rules for each.
+ */
 function loadBalancerService(name: string): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name, labels: { 'lb-probe-webhook.test/churn': 'true' } },
-    spec: { type: 'LoadBalancer', selector: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', appProtocol: 'http' }] },
+    metadata: { name, labels: { 'lb-probe-webhook.test/churn': 'true', 'service.kubernetes.io/service-proxy-name': 'none' } },
+    spec: { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', appProtocol: 'http' }] },
   };
 }
 
@@ -128,8 +137,11 @@ export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
   let tick = 0;
   const started = Date.now();
 
+  const latencies: number[] = [];
   const track = (what: string, call: Promise<ApiResponse>, ok: (r: ApiResponse) => void): void => {
+    const sentAt = Date.now();
     const done = call.then((response) => {
+      latencies.push(Date.now() - sentAt);
       if (response.status >= 200 && response.status < 300) ok(response);
       else errors.push(`${what}: ${response.status} ${typeof response.body === 'string' ? response.body : (response.body?.message ?? JSON.stringify(response.body))}`);
     });
@@ -137,7 +149,7 @@ export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
     void done.finally(() => inFlight.delete(done));
   };
 
-  const step = (): void => {
+  const send = (): void => {
     tick++;
     if (inFlight.size >= MAX_IN_FLIGHT) {
       late++;
@@ -154,7 +166,11 @@ export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
       track(`update ${name}`, apiCall(access, agent, 'PATCH', `${base}/${name}`, patch, 'application/merge-patch+json'), () => undefined);
     }
   };
-  const timer = setInterval(step, 1000 / options.perSecond);
+  // Open loop: every 10 ms, whatever is due by now is sent, so a late timer does not lower the rate.
+  const timer = setInterval(() => {
+    const due = Math.floor(((Date.now() - started) * options.perSecond) / 1000);
+    while (tick < due) send();
+  }, 10);
 
   return {
     async stop() {
@@ -171,7 +187,9 @@ export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
         else if (item.metadata?.annotations?.[options.annotation] === undefined) unannotated.push(name);
       }
       agent.destroy();
-      return { creates, updates, errors, late, seconds, unannotated, checked: created.length };
+      latencies.sort((a, b) => a - b);
+      const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+      return { creates, updates, errors, late, seconds, unannotated, checked: created.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies.at(-1) ?? 0 };
     },
   };
 }
