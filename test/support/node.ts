@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort, runCommand, startControlPlane, startProcess, stopChild, waitFor, type ControlPlane, type KubectlResult } from './controlplane.js';
-import { cgroupHierarchies, diffHost, HostJournal, JOURNAL_DIR, snapshotHost, shimPids, WATCHED_PATHS, WATCHED_SYSCTLS, type HostSnapshot } from './host.js';
+import { cgroupHierarchies, diffHost, HostJournal, JOURNAL_DIR, snapshotHost, WATCHED_PATHS, type HostSnapshot } from './host.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUILD_SCRIPT = join(ROOT, 'test/node/build.sh');
@@ -79,8 +79,6 @@ export interface RunningNode {
   ctr(args: readonly string[]): Promise<KubectlResult>;
   /** importImage loads a docker-archive into the node's image store, where the kubelet finds it. */
   importImage(archive: string): Promise<void>;
-  /** podCgroup is the memory cgroup folder of a Pod's container, for reading its real limit and peak. */
-  memoryCgroup(podUid: string, containerId: string): string | undefined;
   /** stop stops everything, undoes every host change and checks that the host is as it was. */
   stop(): Promise<void>;
 }
@@ -377,14 +375,6 @@ export async function startNode(options: { readonly images?: readonly string[] }
       dir,
       ctr,
       importImage,
-      memoryCgroup(podUid, containerId) {
-        const base = '/sys/fs/cgroup/memory';
-        for (const qos of ['', 'burstable', 'besteffort']) {
-          const path = join(base, CGROUP_ROOT, 'kubepods', qos, `pod${podUid}`, containerId);
-          if (existsSync(path)) return path;
-        }
-        return undefined;
-      },
       async stop() {
         // Orderly first: the node's processes, then the control plane; then the journal undoes the rest.
         for (const child of [...started].reverse()) await stopChild(child, 5000);
@@ -405,12 +395,20 @@ export async function startNode(options: { readonly images?: readonly string[] }
   }
 }
 
+/**
+ * containerMemoryCgroup is the memory cgroup (v1) folder of a Pod's container on this node, where
+ * its real limit, usage and peak are, or undefined when there is none (the kubelet's cgroupfs layout:
+ * CGROUP_ROOT/kubepods[/burstable|/besteffort]/pod<uid>/<container id>).
+ */
+export function containerMemoryCgroup(podUid: string, containerId: string): string | undefined {
+  for (const qos of ['', 'burstable', 'besteffort']) {
+    const path = join('/sys/fs/cgroup/memory', CGROUP_ROOT, 'kubepods', qos, `pod${podUid}`, containerId);
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
 /** readMemoryCgroup reads a memory cgroup (v1) file as a number. */
 export function readMemoryCgroup(folder: string, file: string): number {
   return Number(readFileSync(join(folder, file), 'utf8').trim());
 }
-
-/** NODE_SYSCTLS is re-exported for tests that report what the node touched. */
-export const NODE_SYSCTLS = WATCHED_SYSCTLS;
-/** NODE_SHIMS finds the node's containerd shims still alive (none after stop). */
-export const nodeShims = (dir: string): number[] => shimPids(join(dir, 'containerd.sock'));
