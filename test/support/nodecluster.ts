@@ -80,9 +80,11 @@ export interface WebhookPod {
   readonly deleting: boolean;
 }
 
-/** webhookPods lists the webhook Deployment's Pods (not the heal job's). */
+/** webhookPods lists the webhook Deployment's Pods (by the Deployment's own selector: not the heal job's). */
 export async function webhookPods(node: NodeCluster, namespace = NAMESPACE, release = RELEASE): Promise<WebhookPod[]> {
-  const list = await node.json(['get', 'pods', '-n', namespace, '-l', `app.kubernetes.io/name=lb-probe-webhook,app.kubernetes.io/instance=${release}`]);
+  const deployment = await node.json(['get', 'deployment', release, '-n', namespace]);
+  const selector = Object.entries(deployment.spec.selector.matchLabels as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',');
+  const list = await node.json(['get', 'pods', '-n', namespace, '-l', selector]);
   return (list.items as any[]).map((pod) => {
     const status = pod.status.containerStatuses?.[0];
     return {
