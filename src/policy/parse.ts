@@ -296,7 +296,7 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   };
   // A UTF-16 code unit is at least one byte of UTF-8: a longer text is over the bound without counting.
   if (text.length > MAX_POLICY_BYTES || utf8Bytes(text) > MAX_POLICY_BYTES) {
-    throw new WebhookError(ErrorCode.POLICY_INVALID, `${source}: larger than ${MAX_POLICY_BYTES} bytes, the most a policy may be; not a policy file`);
+    fail([`${source}: larger than ${MAX_POLICY_BYTES} bytes, the most a policy may be; not a policy file`]);
   }
   const binary = binaryProblem(text);
   if (binary !== undefined) {

@@ -199,6 +199,18 @@ describe('POST /mutate', () => {
       'lb-probe-webhook: 11 more warnings in the webhook log',
     ]);
   });
+
+  it('A Service with a port the API server would refuse (99999) is allowed untouched, with a warning naming the field.', async () => {
+    const object = fixture('istio-gateway-service.yaml');
+    ((object['spec'] as { ports: { port: unknown }[] }).ports[1] as { port: unknown }).port = 99999;
+    const res = await post(review(object));
+    expect(res.statusCode).toBe(200);
+    expect(res.json().response).toEqual({
+      uid: expect.any(String),
+      allowed: true,
+      warnings: ['lb-probe-webhook: left unchanged: spec.ports[1].port: must be a port number from 1 to 65535, got 99999 (the API server refuses this Service)'],
+    });
+  });
 });
 
 describe('ByteBudget', () => {
