@@ -195,7 +195,7 @@ function rulesValue(value: unknown, readiness: ReadinessEndpoint, problems: Prob
     if (rule['match'] === undefined || rule['match'] === null) problems.add([...path, 'match'], 'is required (`match: {}` matches every object)');
     const match = mapping(rule['match'], [...path, 'match'], ['namespaces', 'labels'], problems);
     let namespaces: string[] | undefined;
-    if (match?.['namespaces'] !== undefined) {
+    if (match?.['namespaces'] !== undefined && match['namespaces'] !== null) {
       const list = match['namespaces'];
       if (!Array.isArray(list) || list.some((n) => typeof n !== 'string' || n.length === 0)) {
         problems.add([...path, 'match', 'namespaces'], 'must be a list of namespace names or globs');
