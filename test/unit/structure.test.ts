@@ -1,5 +1,5 @@
 /**
- * The import structure, checked (README, Extending, "The import rule"). In src/ there is no import
+ * The import structure, checked (docs/development.md, "The import rule"). In src/ there is no import
  * cycle, and each folder imports only from its own rank or lower (two folders of one rank never
  * import each other):
  *
