@@ -92,6 +92,33 @@ const policies = fc
   )
   .map((p) => Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)));
 
+/**
+ * SINGLE_FAULTS are one wrong value each, on an otherwise minimal policy: every kind of mistake the
+ * generator knows is checked on every run, whatever the sample; the issue's `rules: [{probe: none}]`
+ * among them.
+ */
+const SINGLE_FAULTS: readonly Record<string, unknown>[] = [
+  ...['gce', 1].map((provider) => ({ provider })),
+  ...[{ mode: 'always' }, { probe: 'http' }, { overwrite: 'yes' }, { kinds: [] }, { kinds: ['Service', 'Service'] }, { profiles: ['istio', 'istio'] }, { profiles: 'istio' }],
+  ...PORTS_WRONG.map((port) => ({ readiness: { port } })),
+  ...['healthz', '/a b', ''].map((path) => ({ readiness: { path } })),
+  ...[{ annotationsTarget: 'spec' }, { maxInfrastructureAnnotations: 0 }, { maxInfrastructureAnnotations: 17 }, { maxInfrastructureAnnotations: 2.5 }].map((gateway) => ({ gateway })),
+  { azure: { hideStatusPort: 'no' } },
+  { aws: { defaultTargetType: 'IP' } },
+  { custom: { tcp: { perPort: { 'example.com/a': 'x' } } } },
+  ...[
+    { probe: 'none' },
+    { match: {} },
+    { match: 'all', probe: 'tcp' },
+    { match: {}, probe: 'http' },
+    { match: {}, probe: null },
+    { match: { namespaces: [''] }, probe: 'tcp' },
+    { match: { labels: { app: 1 } }, probe: 'tcp' },
+    { match: {}, readiness: { port: 0 } },
+  ].map((r) => ({ rules: [r] })),
+  { bogus: 1 },
+].map((fault) => ({ provider: 'azure', ...fault }));
+
 const isTable = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
@@ -110,12 +137,12 @@ function coalesced(user: Record<string, unknown>, defaults: Record<string, unkno
 }
 
 describe("the chart's values.schema.json and the webhook's parser", () => {
-  it(`accept and refuse the same ${RUNS} generated policies (helm template against parsePolicy).`, async () => {
+  it(`accept and refuse the same policies: each single mistake, and ${RUNS} generated policies (helm template against parsePolicy).`, async () => {
     const helm = helmRunner(ensureHelm().helm, '/nonexistent-kubeconfig', mkdtempSync(join(tmpdir(), 'lbp-schema-helm-')));
     const dir = mkdtempSync(join(tmpdir(), 'lbp-schema-'));
     const defaults = (parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { policy: Record<string, unknown> }).policy;
     const seed = Number(process.env['SCHEMA_SEED'] ?? Date.now() % 2 ** 31);
-    const cases = fc.sample(policies, { numRuns: RUNS, seed });
+    const cases = [...SINGLE_FAULTS, ...fc.sample(policies, { numRuns: RUNS, seed })];
     const disagreements: string[] = [];
     let accepted = 0;
     try {
@@ -144,7 +171,7 @@ describe("the chart's values.schema.json and the webhook's parser", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    console.log(`chart schema: ${cases.length} generated policies (seed ${seed}), ${accepted} accepted by both, ${cases.length - accepted - disagreements.length} refused by both`);
+    console.log(`chart schema: ${SINGLE_FAULTS.length} single mistakes and ${RUNS} generated policies (seed ${seed}): ${accepted} accepted by both, ${cases.length - accepted - disagreements.length} refused by both`);
     expect(disagreements, `seed ${seed} (SCHEMA_SEED=${seed} repeats it)`).toEqual([]);
     // Both verdicts occur often enough for agreement to mean something.
     expect(accepted).toBeGreaterThan(RUNS / 10);
