@@ -28,6 +28,8 @@ export const ErrorCode = {
   LISTEN: { code: 'LBP_LISTEN', status: 500 },
   /** Certificate material cannot be generated, read or parsed. */
   CERTIFICATE: { code: 'LBP_CERTIFICATE', status: 500 },
+  /** An environment variable the process reads (LOG_LEVEL) has a value it does not accept. */
+  ENVIRONMENT: { code: 'LBP_ENVIRONMENT', status: 500 },
   /** The Kubernetes API refused or failed a request (audit). */
   KUBERNETES_API: { code: 'LBP_KUBERNETES_API', status: 502 },
   /** The client closed the connection before its answer; counted apart, never as a refusal. */
@@ -72,6 +74,17 @@ export function describeError(err: unknown): string {
   }
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/**
+ * systemMessage renders a caught value as one line; a Node system error loses the path and system
+ * call it ends with (`ENOENT: no such file or directory, open '/x'` becomes `ENOENT: no such file
+ * or directory`), since the caller names the file first.
+ */
+export function systemMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const line = message.split('\n')[0] ?? message;
+  return /^E[A-Z]+: /.test(line) ? line.replace(/, \w+(?: '[^']*'(?: -> '[^']*')?)?$/, '') : line;
 }
 
 /** yamlMessage trims a yaml library error to its first line without the position, which callers print as file:line. */

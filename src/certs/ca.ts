@@ -5,8 +5,8 @@
  * exit 2 with nothing written.
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import forge from 'node-forge';
 import { ErrorCode, WebhookError } from '../errors.js';
+import { ipBytes, readExtensions, signatureAlgorithm, tbsFields } from './x509.js';
 
 /** CaFiles is an existing CA as PEM text, with the names it was read from for messages. */
 export interface CaFiles {
@@ -51,41 +51,26 @@ function parsePrivateKey(pem: string, name: string): KeyObject {
   }
 }
 
-/** caExtensions reads basicConstraints CA and keyUsage keyCertSign with node-forge (undefined: no keyUsage extension). */
-function caExtensions(certPem: string): { ca: boolean; keyCertSign: boolean | undefined } {
-  const cert = forge.pki.certificateFromPem(certPem);
-  const basic = cert.getExtension('basicConstraints') as { cA?: boolean } | null;
-  const keyUsage = cert.getExtension('keyUsage') as { keyCertSign?: boolean } | null;
-  return { ca: basic?.cA === true, keyCertSign: keyUsage === null ? undefined : keyUsage.keyCertSign === true };
-}
-
 /**
  * checkCa refuses a CA that cannot sign a serving certificate the API server will accept: a file
  * that is not a certificate or not a private key, a key that does not belong to the certificate,
  * a certificate that is not a CA (basicConstraints CA:TRUE) or whose keyUsage lacks keyCertSign,
- * a CA outside its validity at `now`, or a key that is not RSA (node-forge signs with RSA only).
+ * a CA outside its validity at `now`, or a key that certs cannot sign with (RSA, ECDSA on P-256,
+ * P-384 or P-521, and Ed25519 are accepted: every key type cert-manager issues).
  * A missing keyUsage is accepted, as Go's crypto/x509 (the API server) accepts it.
  */
 export function checkCa(ca: CaFiles, now: Date): void {
   const cert = parseCertificate(ca.certPem, ca.certName);
   const key = parsePrivateKey(ca.keyPem, ca.keyName);
   if (!cert.checkPrivateKey(key)) refuse(`${ca.keyName}: this key does not belong to the CA certificate ${ca.certName}`);
-  if (key.asymmetricKeyType !== 'rsa') {
-    refuse(`${ca.keyName}: the CA key is ${key.asymmetricKeyType?.toUpperCase() ?? 'of an unknown type'}; certs can sign only with an RSA CA key`);
-  }
-  const extensions = caExtensions(ca.certPem);
+  signatureAlgorithm(key, ca.keyName);
+  const extensions = readExtensions(cert.raw);
   if (!extensions.ca) refuse(`${ca.certName}: not a CA certificate (basicConstraints CA is not true)`);
   if (extensions.keyCertSign === false) refuse(`${ca.certName}: the CA's keyUsage does not allow keyCertSign`);
   // OpenSSL's own judgement (X509_check_ca) as a last word, for anything the two checks above miss.
   if (!cert.ca) refuse(`${ca.certName}: OpenSSL does not accept it as a CA certificate`);
   if (cert.validToDate.getTime() <= now.getTime()) refuse(`${ca.certName}: the CA expired on ${cert.validToDate.toISOString()}`);
   if (cert.validFromDate.getTime() > now.getTime()) refuse(`${ca.certName}: the CA is not valid before ${cert.validFromDate.toISOString()}`);
-}
-
-function tbsField(certPem: string, index: number): string {
-  const tbs = (forge.asn1.fromDer(forge.pem.decode(certPem)[0]?.body ?? '').value as forge.asn1.Asn1[])[0];
-  const field = (tbs?.value as forge.asn1.Asn1[] | undefined)?.[index];
-  return field === undefined ? '' : forge.asn1.toDer(field).getBytes();
 }
 
 /**
@@ -97,9 +82,55 @@ export function checkIssued(certPem: string, caPem: string): void {
   const cert = new X509Certificate(certPem);
   const ca = new X509Certificate(caPem);
   if (!cert.verify(ca.publicKey)) refuse('the issued certificate does not verify against the CA: nothing written');
-  // TBSCertificate fields: [0] version, [1] serial, [2] signature algorithm, [3] issuer, [4] validity, [5] subject.
-  if (tbsField(certPem, 3) !== tbsField(caPem, 5) || !cert.checkIssued(ca)) {
+  // TBSCertificate fields: [3] issuer, [5] subject.
+  if (!(tbsFields(cert.raw)[3] ?? Buffer.alloc(0)).equals(tbsFields(ca.raw)[5] ?? Buffer.alloc(1)) || !cert.checkIssued(ca)) {
     refuse("the issued certificate's issuer does not match the CA's subject: nothing written");
   }
   if (cert.validToDate > ca.validToDate) refuse('the issued certificate outlives its CA: nothing written');
+}
+
+/** ipKey is an IP address in one canonical form (its bytes in hex), so `::1` and `0:0:0:0:0:0:0:1` compare equal. */
+function ipKey(ip: string): string {
+  return ipBytes(ip)?.toString('hex') ?? ip;
+}
+
+/** subjectNames lists a certificate's DNS and IP subject alternative names, as Node prints them. */
+function subjectNames(cert: X509Certificate): { dns: string[]; ips: string[] } {
+  const dns: string[] = [];
+  const ips: string[] = [];
+  for (const entry of (cert.subjectAltName ?? '').split(', ')) {
+    if (entry.startsWith('DNS:')) dns.push(entry.slice(4));
+    else if (entry.startsWith('IP Address:')) ips.push(entry.slice(11));
+  }
+  return { dns, ips };
+}
+
+/**
+ * misfit says why an existing serving certificate no longer does for a request (other DNS names
+ * or IP addresses, expired, or not issued by the CA beside it), or returns undefined when it still
+ * does: `certs --if-missing` renews the first and keeps the second, never silently keeps a misfit.
+ */
+export function misfit(certPem: string, caPem: string | undefined, wanted: { readonly dns: readonly string[]; readonly ips: readonly string[] }, now: Date): string | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (err: unknown) {
+    return `it is not a readable certificate (${(err as Error).message})`;
+  }
+  const has = subjectNames(cert);
+  const same = (a: readonly string[], b: readonly string[], key: (s: string) => string = (s) => s.toLowerCase()) =>
+    a.length === b.length && [...a].map(key).sort().join(',') === [...b].map(key).sort().join(',');
+  if (!same(has.dns, wanted.dns) || !same(has.ips, wanted.ips, ipKey)) {
+    const list = (names: { readonly dns: readonly string[]; readonly ips: readonly string[] }) => [...names.dns, ...names.ips].join(', ') || 'no names';
+    return `it is for ${list(has)}, and the flags ask for ${list(wanted)}`;
+  }
+  if (cert.validToDate.getTime() <= now.getTime()) return `it expired on ${cert.validToDate.toISOString()}`;
+  if (caPem !== undefined) {
+    try {
+      checkIssued(certPem, caPem);
+    } catch {
+      return 'it was not issued by the CA beside it';
+    }
+  }
+  return undefined;
 }

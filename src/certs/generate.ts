@@ -1,9 +1,12 @@
 /**
- * generateCertificates makes a CA and a serving certificate signed by it, with node-forge. Pure
- * apart from randomness: the caller passes the clock and writes the files.
+ * generateCertificates makes a CA and a serving certificate signed by it: ECDSA P-256 keys (as
+ * the chart and the cert-manager component make theirs), or a serving certificate under a CA
+ * given as RSA, ECDSA or Ed25519 (x509.ts). Pure apart from randomness: the caller passes the
+ * clock and writes the files.
  */
-import forge from 'node-forge';
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { checkIssued } from './ca.js';
+import { commonNameDer, issueCertificate, keyIdentifier, readExtensions, tbsFields } from './x509.js';
 
 /** CertificateRequest says what the serving certificate must cover. */
 export interface CertificateRequest {
@@ -17,6 +20,8 @@ export interface CertificateRequest {
   readonly now: Date;
   /** ca signs the serving certificate instead of a new CA (rotation under an existing caBundle). */
   readonly ca?: { readonly certPem: string; readonly keyPem: string };
+  /** keyAlgorithm is the type of the new keys: `ecdsa` (P-256, the default) or `rsa` (2048 bits). */
+  readonly keyAlgorithm?: 'ecdsa' | 'rsa';
 }
 
 /** CertificateSet is PEM text for each file the certs command writes. */
@@ -33,29 +38,20 @@ export interface CertificateSet {
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-function serialNumber(): string {
+/** CA_COMMON_NAME is the subject of a CA certs makes, the same as the cert-manager component's CA. */
+export const CA_COMMON_NAME = 'lb-probe-webhook CA';
+
+function serialNumber(): Buffer {
   // 16 random bytes with the top bit cleared: a positive serial, as RFC 5280 4.1.2.2 requires.
-  const bytes = forge.random.getBytesSync(16);
-  return (bytes.charCodeAt(0) & 0x7f).toString(16).padStart(2, '0') + forge.util.bytesToHex(bytes.slice(1));
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] ?? 0) & 0x7f;
+  return bytes;
 }
 
-function keyPair(): forge.pki.rsa.KeyPair {
-  return forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
-}
-
-function newCertificate(publicKey: forge.pki.PublicKey, now: Date, days: number): forge.pki.Certificate {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
-  cert.validity.notAfter = new Date(now.getTime() + days * DAY_MS);
-  return cert;
-}
-
-function caKeyIdentifier(caCert: forge.pki.Certificate): string {
-  // Name the CA's own subjectKeyIdentifier, whichever way its issuer computed it; a new one only when it has none.
-  const ski = caCert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | null;
-  return ski?.subjectKeyIdentifier !== undefined ? forge.util.hexToBytes(ski.subjectKeyIdentifier) : caCert.generateSubjectKeyIdentifier().getBytes();
+/** newKey is an ECDSA P-256 key pair (small, fast, accepted by every Kubernetes version), or an RSA 2048 one. */
+function newKey(algorithm: 'ecdsa' | 'rsa' = 'ecdsa'): { privateKey: KeyObject; spki: Buffer; pem: string } {
+  const { privateKey, publicKey } = algorithm === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  return { privateKey, spki: publicKey.export({ type: 'spki', format: 'der' }), pem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
 }
 
 /**
@@ -64,51 +60,57 @@ function caKeyIdentifier(caCert: forge.pki.Certificate): string {
  * serving certificate that does not verify against the CA.
  */
 export function generateCertificates(request: CertificateRequest): CertificateSet {
-  let caCert: forge.pki.Certificate;
-  let caKey: forge.pki.rsa.PrivateKey;
+  const notBefore = new Date(request.now.getTime() - CLOCK_SKEW_MS);
+  let ca: { certPem: string; keyPem: string; key: KeyObject; subject: Buffer; keyId: Buffer; notAfter: Date };
   if (request.ca !== undefined) {
-    caCert = forge.pki.certificateFromPem(request.ca.certPem);
-    caKey = forge.pki.privateKeyFromPem(request.ca.keyPem);
+    const cert = new X509Certificate(request.ca.certPem);
+    const fields = tbsFields(cert.raw);
+    const spki = fields[6] ?? Buffer.alloc(0);
+    ca = {
+      ...request.ca,
+      key: createPrivateKey(request.ca.keyPem),
+      // Go's chain building matches the issuer to the CA's subject byte for byte: copy it, never re-encode it.
+      subject: fields[5] ?? Buffer.alloc(0),
+      // Name the CA's own subjectKeyIdentifier, whichever way its issuer computed it; the RFC 5280 one only when it has none.
+      keyId: readExtensions(cert.raw).subjectKeyId ?? keyIdentifier(spki),
+      notAfter: cert.validToDate,
+    };
   } else {
-    const keys = keyPair();
-    caKey = keys.privateKey;
-    caCert = newCertificate(keys.publicKey, request.now, request.caDays);
-    const subject = [{ name: 'commonName', value: 'lb-probe-webhook CA' }];
-    caCert.setSubject(subject);
-    caCert.setIssuer(subject);
-    caCert.setExtensions([
-      { name: 'basicConstraints', cA: true, critical: true, pathLenConstraint: 0 },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-      { name: 'subjectKeyIdentifier' },
-    ]);
-    caCert.sign(caKey, forge.md.sha256.create());
+    const key = newKey(request.keyAlgorithm);
+    const subject = commonNameDer(CA_COMMON_NAME);
+    const notAfter = new Date(request.now.getTime() + request.caDays * DAY_MS);
+    const certPem = issueCertificate(
+      { serial: serialNumber(), issuer: subject, subject, notBefore, notAfter, spki: key.spki, ca: true, keyUsage: { digitalSignature: true, keyCertSign: true, cRLSign: true }, serverAuth: false },
+      key.privateKey,
+      'the new CA key',
+    );
+    ca = { certPem, keyPem: key.pem, key: key.privateKey, subject, keyId: keyIdentifier(key.spki), notAfter };
   }
 
-  const keys = keyPair();
-  const cert = newCertificate(keys.publicKey, request.now, request.days);
-  if (cert.validity.notAfter > caCert.validity.notAfter) cert.validity.notAfter = caCert.validity.notAfter;
-  cert.setSubject([{ name: 'commonName', value: request.dns[0] ?? request.ips[0] ?? 'lb-probe-webhook' }]);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caKeyIdentifier(caCert) },
+  const serving = newKey(request.keyAlgorithm);
+  const wanted = new Date(request.now.getTime() + request.days * DAY_MS);
+  // A certificate's times have whole seconds.
+  const notAfter = new Date(Math.floor((wanted > ca.notAfter ? ca.notAfter : wanted).getTime() / 1000) * 1000);
+  const tlsCert = issueCertificate(
     {
-      name: 'subjectAltName',
-      altNames: [...request.dns.map((value) => ({ type: 2, value })), ...request.ips.map((ip) => ({ type: 7, ip }))],
+      serial: serialNumber(),
+      issuer: ca.subject,
+      subject: commonNameDer(request.dns[0] ?? request.ips[0] ?? 'lb-probe-webhook'),
+      notBefore,
+      notAfter,
+      spki: serving.spki,
+      ca: false,
+      // An RSA key also enciphers keys in RSA key exchange (RFC 5280 4.2.1.3); the server offers none, but clients check the bit.
+      keyUsage: { digitalSignature: true, keyEncipherment: request.keyAlgorithm === 'rsa' },
+      serverAuth: true,
+      authorityKeyId: ca.keyId,
+      dns: request.dns,
+      ips: request.ips,
     },
-  ]);
-  cert.sign(caKey, forge.md.sha256.create());
-
-  const set = {
-    caCert: request.ca?.certPem ?? forge.pki.certificateToPem(caCert),
-    caKey: request.ca?.keyPem ?? forge.pki.privateKeyToPem(caKey),
-    tlsCert: forge.pki.certificateToPem(cert),
-    tlsKey: forge.pki.privateKeyToPem(keys.privateKey),
-    notAfter: cert.validity.notAfter,
-  };
+    ca.key,
+    'the CA key',
+  );
+  const set = { caCert: ca.certPem, caKey: ca.keyPem, tlsCert, tlsKey: serving.pem, notAfter };
   checkIssued(set.tlsCert, set.caCert);
   return set;
 }

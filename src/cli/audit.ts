@@ -6,12 +6,16 @@
 import { ApiException, KubeConfig, KubernetesObjectApi, Observable, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { auditObject, formatTable, type AuditFinding } from '../audit/plan.js';
 import { namespaceSelectorOf } from '../audit/scope.js';
+import { WARNING_PREFIX } from '../decision/decide.js';
 import { objectAt, stringAt, type JsonObject } from '../core/json.js';
 import { GATEWAY_GROUP } from '../core/target.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { kubeEnvironment } from '../config.js';
 import { describeError, ErrorCode, WebhookError } from '../errors.js';
 import { loadPolicyFile } from '../policy/load.js';
 import type { HandledKind } from '../policy/schema.js';
-import { durationFlag, integerFlag, parseFlags, requireString, usageError } from './args.js';
+import { durationFlag, integerFlag, type ParsedArgs } from './args.js';
 import type { Io } from './io.js';
 
 /** FIELD_MANAGER owns the annotations that audit --fix applies. */
@@ -21,17 +25,13 @@ const API_VERSIONS: Record<HandledKind, string> = { Service: 'v1', Gateway: `${G
 const PAGE = 500;
 
 /**
- * DEFAULT_REQUEST_TIMEOUT_MS bounds each API request, body included: 30 s, far beyond what a page
- * of 500 objects takes, and short enough that an API server that never answers ends the run.
- */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-
-/**
- * DEFAULT_MAX_PAGES bounds the pages of 500 listed per kind: 100 pages, 50,000 objects, five times
- * the 10,000 Services per cluster of the Kubernetes scalability thresholds
+ * The defaults of --request-timeout and --max-pages are declared in commands.ts: 30 s per request,
+ * body included, far beyond what a page of 500 objects takes and short enough that an API server
+ * that never answers ends the run; and 100 pages, 50,000 objects, five times the 10,000 Services
+ * per cluster of the Kubernetes scalability thresholds
  * (https://github.com/kubernetes/community/blob/master/sig-scalability/configs-and-limits/thresholds.md).
  */
-export const DEFAULT_MAX_PAGES = 100;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 function timedOut(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) if (e.name === 'TimeoutError') return true;
@@ -57,10 +57,85 @@ class AuditApi extends KubernetesObjectApi {
   }
 }
 
-function apiError(what: string, err: unknown, timeoutMs: number): WebhookError {
-  if (timedOut(err)) return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: no answer within ${timeoutMs / 1000}s (--request-timeout)`, { cause: err });
-  const detail = err instanceof ApiException ? `${err.code}: ${typeof err.body === 'string' ? err.body : JSON.stringify(err.body)}` : describeError(err);
-  return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${detail.split('\n')[0] ?? detail}`, { cause: err });
+/** CONNECTION_CAUSES word the system errors of a connection to the API server. */
+const CONNECTION_CAUSES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused to',
+  ECONNRESET: 'connection reset by',
+  EHOSTUNREACH: 'no route to',
+  ENETUNREACH: 'no route to',
+  ETIMEDOUT: 'connection timed out to',
+  ENOTFOUND: 'cannot resolve the host of',
+  EAI_AGAIN: 'cannot resolve the host of',
+};
+
+/** errorCode finds the first system or TLS error code along an error's causes. */
+function errorCode(err: unknown): { code: string; message: string } | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.length > 0) return { code, message: e.message };
+  }
+  return undefined;
+}
+
+/** statusMessage reads the message of a Kubernetes Status in an ApiException's body. */
+function statusMessage(body: unknown): string | undefined {
+  let status: unknown = body;
+  if (typeof body === 'string') {
+    try {
+      status = JSON.parse(body) as unknown;
+    } catch {
+      return body.split('\n')[0];
+    }
+  }
+  const message = (status as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' ? message : undefined;
+}
+
+/** apiError words a failed API request as `what: cause`, naming the server (connection refused to https://…, no answer within 30s, the Status message). */
+function apiError(what: string, err: unknown, timeoutMs: number, server: string): WebhookError {
+  if (timedOut(err)) return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: no answer from ${server} within ${timeoutMs / 1000}s (--request-timeout)`, { cause: err });
+  if (err instanceof ApiException) {
+    const message = statusMessage(err.body);
+    const why = err.code === 401 ? 'the credentials were refused (401 Unauthorized)' : `${err.code}${message === undefined ? '' : ` ${message}`}`;
+    return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${server}: ${why}`, { cause: err });
+  }
+  const system = errorCode(err);
+  const cause = system === undefined ? undefined : CONNECTION_CAUSES[system.code];
+  if (cause !== undefined) return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${cause} ${server} (${system?.code})`, { cause: err });
+  if (system !== undefined && /CERT|SIGNATURE|SELF_SIGNED|TLS|SSL/.test(system.code)) {
+    return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${server}: TLS: ${system.message.split('\n')[0]} (${system.code})`, { cause: err });
+  }
+  const detail = describeError(err);
+  return new WebhookError(ErrorCode.KUBERNETES_API, `${what}: ${server}: ${detail.split('\n')[0] ?? detail}`, { cause: err });
+}
+
+/**
+ * loadKubeconfig loads --kubeconfig, or what the environment points to (KUBECONFIG, then
+ * ~/.kube/config, then the pod's service account), with --context when given. When there is none
+ * at all it says so, instead of the client library's fallback to http://localhost:8080.
+ */
+function loadKubeconfig(path: string | undefined, context: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  const env = kubeEnvironment();
+  const where = path !== undefined ? `--kubeconfig ${path}` : env.kubeconfig !== undefined ? `KUBECONFIG ${env.kubeconfig}` : 'the kubeconfig';
+  if (path === undefined && env.kubeconfig === undefined && !env.inCluster && (env.home === undefined || !existsSync(join(env.home, '.kube', 'config')))) {
+    throw new WebhookError(ErrorCode.KUBERNETES_API, 'no kubeconfig found; set KUBECONFIG or --kubeconfig');
+  }
+  try {
+    if (path !== undefined) kc.loadFromFile(path);
+    else kc.loadFromDefault();
+  } catch (err: unknown) {
+    throw new WebhookError(ErrorCode.KUBERNETES_API, `${where}: cannot load the kubeconfig: ${describeError(err).split('\n')[0]}`, { cause: err });
+  }
+  if (context !== undefined) {
+    const names = kc.getContexts().map((c) => c.name);
+    if (!names.includes(context)) {
+      throw new WebhookError(ErrorCode.KUBERNETES_API, `${where}: no context ${JSON.stringify(context)} (--context); it has ${names.length === 0 ? 'none' : names.join(', ')}`);
+    }
+    kc.setCurrentContext(context);
+  }
+  if (kc.getCurrentCluster() === null) throw new WebhookError(ErrorCode.KUBERNETES_API, `${where}: no cluster for context ${JSON.stringify(kc.getCurrentContext())}`);
+  return kc;
 }
 
 async function listAll(api: KubernetesObjectApi, kind: HandledKind | 'Namespace', namespace: string | undefined, maxPages: number, labelSelector?: string): Promise<JsonObject[]> {
@@ -110,39 +185,20 @@ function conflictsOnlyOnWholeMap(err: unknown): boolean {
 }
 
 /** runAudit lists what the policy would change; exit 0 when nothing, 1 when something (fixed with --fix: 0), 2 on error. */
-export async function runAudit(argv: readonly string[], io: Io): Promise<number> {
-  const { values } = parseFlags(
-    argv,
-    {
-      policy: { type: 'string' },
-      namespace: { type: 'string', short: 'n' },
-      output: { type: 'string', short: 'o' },
-      fix: { type: 'boolean' },
-      kubeconfig: { type: 'string' },
-      'request-timeout': { type: 'string' },
-      'max-pages': { type: 'string' },
-      'as-webhook': { type: 'string' },
-    },
-    false,
-  );
-  const timeoutMs = durationFlag(values['request-timeout'], 'request-timeout', 100, 600_000, DEFAULT_REQUEST_TIMEOUT_MS);
-  const maxPages = integerFlag(values['max-pages'], 'max-pages', 1, 100_000, DEFAULT_MAX_PAGES);
-  const output = values.output ?? 'table';
-  if (output !== 'table' && output !== 'json') throw usageError(`-o must be table or json, got ${JSON.stringify(output)}`);
-  const policy = await loadPolicyFile(requireString(values.policy, 'policy'));
-  const kc = new KubeConfig();
-  try {
-    if (values.kubeconfig !== undefined) kc.loadFromFile(values.kubeconfig);
-    else kc.loadFromDefault();
-  } catch (err: unknown) {
-    throw new WebhookError(ErrorCode.KUBERNETES_API, `${values.kubeconfig === undefined ? '' : `--kubeconfig ${values.kubeconfig}: `}cannot load the kubeconfig: ${describeError(err).split('\n')[0]}`, { cause: err });
-  }
-  if (kc.getCurrentCluster() === null) throw new WebhookError(ErrorCode.KUBERNETES_API, 'no cluster: set KUBECONFIG, pass --kubeconfig, or run in a pod');
+export async function runAudit(args: ParsedArgs, io: Io): Promise<number> {
+  const timeoutMs = durationFlag(args.string('request-timeout'), 'request-timeout', 100, 600_000, DEFAULT_REQUEST_TIMEOUT_MS);
+  const maxPages = integerFlag(args.string('max-pages'), 'max-pages', 1, 100_000, 0);
+  const output = args.string('output');
+  const fix = args.boolean('fix');
+  const namespace = args.string('namespace');
+  const policy = await loadPolicyFile(args.required('policy'), io.stdin);
+  const kc = loadKubeconfig(args.string('kubeconfig'), args.string('context'));
+  const server = kc.getCurrentCluster()?.server ?? 'the API server';
   const api = AuditApi.make(kc, timeoutMs);
 
   // --as-webhook NAME: decide as the webhook registered by that configuration would, in the
   // namespaces it selects and in the policy's own mode (warn changes nothing): the heal job's view.
-  const asWebhook = values['as-webhook'];
+  const asWebhook = args.string('as-webhook');
   let scope: Set<string> | undefined;
   if (asWebhook !== undefined) {
     let configuration: JsonObject;
@@ -150,14 +206,14 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
       const read = await api.read({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: asWebhook } });
       configuration = JSON.parse(JSON.stringify(read)) as JsonObject;
     } catch (err: unknown) {
-      throw apiError(`--as-webhook: reading MutatingWebhookConfiguration ${asWebhook}`, err, timeoutMs);
+      throw apiError(`--as-webhook: reading MutatingWebhookConfiguration ${asWebhook}`, err, timeoutMs, server);
     }
     const selector = namespaceSelectorOf(configuration, asWebhook);
     try {
       scope = new Set((await listAll(api, 'Namespace', undefined, maxPages, selector)).map((n) => stringAt(objectAt(n, 'metadata'), 'name') ?? ''));
     } catch (err: unknown) {
       if (err instanceof WebhookError) throw err;
-      throw apiError(`listing the namespaces of MutatingWebhookConfiguration ${asWebhook} (${selector || 'all'})`, err, timeoutMs);
+      throw apiError(`listing the namespaces of MutatingWebhookConfiguration ${asWebhook} (${selector || 'all'})`, err, timeoutMs, server);
     }
   }
 
@@ -166,14 +222,14 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
   for (const kind of policy.kinds) {
     let objects: JsonObject[];
     try {
-      objects = await listAll(api, kind, values.namespace, maxPages);
+      objects = await listAll(api, kind, namespace, maxPages);
     } catch (err: unknown) {
       if (kind === 'Gateway' && err instanceof ApiException && err.code === 404) {
-        io.stderr.write('audit: the Gateway API is not installed; Gateways skipped\n');
+        io.stderr.write(`lb-probe-webhook audit: ${server} has no Gateway API; Gateways skipped\n`);
         continue;
       }
       if (err instanceof WebhookError) throw err;
-      throw apiError(`listing ${kind}s`, err, timeoutMs);
+      throw apiError(`listing ${kind}s`, err, timeoutMs, server);
     }
     if (scope !== undefined) objects = objects.filter((o) => scope.has(stringAt(objectAt(o, 'metadata'), 'namespace') ?? ''));
     scanned += objects.length;
@@ -185,7 +241,7 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
 
   const failures: string[] = [];
   const fixed = new Set<AuditFinding>();
-  if (values.fix === true) {
+  if (fix) {
     for (const finding of findings) {
       const ref = `${finding.kind} ${finding.namespace}/${finding.name}`;
       const body = finding.apply as unknown as KubernetesObject;
@@ -200,14 +256,14 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
           await apply(true, force);
         }
       } catch (err: unknown) {
-        failures.push(`${ref}: server-side dry run refused the change, nothing applied: ${describeError(apiError('apply', err, timeoutMs))}`);
+        failures.push(`${ref}: server-side dry run refused the change, nothing applied: ${describeError(apiError('apply', err, timeoutMs, server))}`);
         continue;
       }
       try {
         await apply(false, force);
         fixed.add(finding);
       } catch (err: unknown) {
-        failures.push(`${ref}: ${describeError(apiError('apply', err, timeoutMs))}`);
+        failures.push(`${ref}: ${describeError(apiError('apply', err, timeoutMs, server))}`);
       }
     }
   }
@@ -228,12 +284,12 @@ export async function runAudit(argv: readonly string[], io: Io): Promise<number>
     if (findings.length > 0) io.stdout.write(formatTable(findings));
     const objects = `${scanned} ${scanned === 1 ? 'object' : 'objects'}`;
     if (findings.length === 0) io.stdout.write(`nothing to change in ${objects}\n`);
-    else if (values.fix === true) io.stdout.write(`fixed ${fixed.size} of ${findings.length} to change (${objects} scanned)\n`);
+    else if (fix) io.stdout.write(`fixed ${fixed.size} of ${findings.length} to change (${objects} scanned)\n`);
     else io.stdout.write(`would change ${findings.length} of ${objects}\n`);
   }
-  for (const failure of failures) io.stderr.write(`audit: ${failure}\n`);
-  for (const f of findings) for (const w of f.warnings) io.stderr.write(`audit: ${f.kind} ${f.namespace}/${f.name}: ${w}\n`);
+  for (const failure of failures) io.stderr.write(`lb-probe-webhook audit: ${failure}\n`);
+  for (const f of findings) for (const w of f.warnings) io.stderr.write(`lb-probe-webhook audit: ${f.kind} ${f.namespace}/${f.name}: ${w.replace(WARNING_PREFIX, '')}\n`);
   if (failures.length > 0) return 2;
-  if (values.fix === true) return 0;
+  if (fix) return 0;
   return findings.length > 0 ? 1 : 0;
 }

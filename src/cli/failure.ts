@@ -4,7 +4,7 @@
  * only with LOG_LEVEL=debug or trace.
  */
 import { readEnvironment } from '../config.js';
-import { isWebhookError } from '../errors.js';
+import { isWebhookError, systemMessage } from '../errors.js';
 import type { Io } from './io.js';
 
 /** EXIT_ERROR is the exit code of every CLI error: usage, policy, input, certificate, API. */
@@ -14,10 +14,9 @@ function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: str
   return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }
 
-/** systemErrorMessage renders a caught value as one line: a Node system error keeps its code, syscall and path (`ENOTDIR: not a directory, mkdir '/x/y'`). */
+/** systemErrorMessage renders a caught value as one line: a Node system error keeps its code and description (`ENOTDIR: not a directory`), without the path the caller names first. */
 export function systemErrorMessage(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.split('\n')[0] ?? message;
+  return systemMessage(err);
 }
 
 function debugEnabled(): boolean {
@@ -43,10 +42,10 @@ function stacks(err: unknown): string {
 export function errorLines(err: unknown, command: string | undefined): string[] {
   const prefix = `lb-probe-webhook${command === undefined ? '' : ` ${command}`}: `;
   if (isWebhookError(err)) {
-    const hint = err.code === 'LBP_USAGE' ? ' (`lb-probe-webhook help` lists the flags)' : '';
+    const hint = err.code === 'LBP_USAGE' && command !== undefined ? ` (\`lb-probe-webhook ${command} --help\` lists its flags)` : '';
     return [`${prefix}${err.message.split('\n').join(' ')}${hint}`, ...err.details.map((d) => `  ${d}`)];
   }
-  if (isSystemError(err)) return [`${prefix}${systemErrorMessage(err)}`];
+  if (isSystemError(err)) return [`${prefix}${err.message.split('\n')[0] ?? err.message}`];
   return [`${prefix}internal error: ${systemErrorMessage(err)} (LOG_LEVEL=debug prints the stack)`];
 }
 

@@ -1,76 +1,66 @@
 #!/usr/bin/env node
 /**
- * The lb-probe-webhook command. Exit codes: 0 success (check: nothing to change), 1 check or audit
- * found changes, 2 usage, policy, input, certificate or API error (see failure.ts).
+ * The lb-probe-webhook command. It finds the command in the command table (commands.ts), answers
+ * --help and --version, checks the flags against the command's declaration, and runs it.
+ * Exit codes: 0 success (check: nothing to change), 1 check or audit found changes (or warnings
+ * with --strict), 2 usage, policy, input, certificate, environment or API error (see failure.ts).
  */
+import { readEnvironment } from '../config.js';
+import { parseCommandLine, usageError, wantsHelp } from './args.js';
+import { COMMANDS } from './commands.js';
 import { EXIT_ERROR, reportError } from './failure.js';
+import { commandHelp, programHelp } from './help.js';
 import type { Io } from './io.js';
+import { findCommand, groups, withHelp } from './spec.js';
+import { versionLine } from './version.js';
 
-const USAGE = `Usage: lb-probe-webhook <command> [flags]
-
-Commands:
-  serve   --policy FILE --tls-cert FILE --tls-key FILE [--port 9443] [--health-port 8080] [--address 0.0.0.0]
-          [--reload-interval 5s] [--shutdown-delay 5s] [--shutdown-grace 20s]
-          Serve POST /mutate over HTTPS; /healthz, /readyz and /metrics over plain HTTP.
-          Policy and certificate files are reloaded when they change.
-  render  --policy FILE [--max-input-bytes 64Mi] [--max-document-bytes 3Mi] [FILE...]
-          Print the manifests (stdin when no FILE, or FILE -) with the mutation applied as at CREATE.
-  check   --policy FILE [--max-input-bytes 64Mi] [--max-document-bytes 3Mi] [FILE...]
-          Print each change the policy would make; exit 1 when there is any, 0 when none.
-  audit   --policy FILE [--namespace NS] [-o table|json] [--fix] [--kubeconfig FILE]
-          [--request-timeout 30s] [--max-pages 100]
-          List the Services and Gateways in the cluster that the policy would change; with --fix,
-          apply exactly that (server-side apply, field manager lb-probe-webhook, after a dry run).
-          Exit 1 when something would change.
-  certs   --out DIR --dns NAME [--dns NAME...] [--ip IP...] [--days 365] [--ca-days 3650]
-          [--ca-cert FILE --ca-key FILE] [--if-missing]
-          Write ca.crt, ca.key, tls.crt and tls.key for the webhook's serving certificate.
-
-Exit codes: 0 ok, 1 check or audit found changes, 2 error (one line naming the file or flag;
-LOG_LEVEL=debug adds the stack).
-`;
+/** INFORMATIONAL are the commands that run whatever the environment says: they only print. */
+const INFORMATIONAL = new Set(['help', 'version', 'completion']);
 
 async function main(argv: readonly string[], io: Io): Promise<number> {
-  const [command, ...rest] = argv;
-  // Each command loads only its own modules: serve never pays for the Kubernetes client that audit needs.
-  switch (command) {
-    case 'serve':
-      return (await import('./serve.js')).runServe(rest, io);
-    case 'render':
-      return (await import('./manifests.js')).runRender(rest, io);
-    case 'check':
-      return (await import('./manifests.js')).runCheck(rest, io);
-    case 'certs':
-      return (await import('./certs.js')).runCerts(rest, io);
-    case 'audit':
-      return (await import('./audit.js')).runAudit(rest, io);
-    case 'help':
-    case '--help':
-    case '-h':
-      io.stdout.write(USAGE);
-      return 0;
-    case undefined:
-      io.stderr.write(USAGE);
-      return EXIT_ERROR;
-    default:
-      io.stderr.write(`lb-probe-webhook: unknown command ${JSON.stringify(command)} (\`lb-probe-webhook help\` lists the commands)\n`);
-      return EXIT_ERROR;
+  const [first] = argv;
+  if (first === undefined) {
+    io.stderr.write(programHelp(COMMANDS));
+    return EXIT_ERROR;
   }
+  if (first === '--help' || first === '-h') {
+    io.stdout.write(programHelp(COMMANDS));
+    return 0;
+  }
+  if (first === '--version') {
+    io.stdout.write(`${versionLine()}\n`);
+    return 0;
+  }
+  const found = findCommand(argv, COMMANDS);
+  if (found === undefined) {
+    if (groups(COMMANDS).includes(first)) throw usageError(`${first} needs a command; \`lb-probe-webhook help ${first}\` lists them`);
+    throw usageError(`unknown command ${JSON.stringify(first)}; \`lb-probe-webhook help\` lists the commands`);
+  }
+  const { command, rest } = found;
+  if (wantsHelp(rest)) {
+    io.stdout.write(commandHelp(command));
+    return 0;
+  }
+  // An invalid LOG_LEVEL is one line naming it, before any command runs.
+  if (!INFORMATIONAL.has(command.name)) readEnvironment();
+  return command.run(parseCommandLine(rest, withHelp(command), command.args !== undefined), io);
 }
 
 const io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
-const command = process.argv[2];
-if (command !== 'serve') {
+const argv = process.argv.slice(2);
+/** label names the command in messages: the command found, else the first word. */
+const label = findCommand(argv, COMMANDS)?.command.name;
+if (label !== 'serve') {
   // serve keeps Node's own crash report; the short-lived commands turn even an unforeseen error into one line.
-  process.on('uncaughtException', (err: unknown) => process.exit(reportError(err, io, command)));
+  process.on('uncaughtException', (err: unknown) => process.exit(reportError(err, io, label)));
   // A reader that goes away (`render ... | head`) ends the output, not in an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? (process.exitCode ?? 0) : reportError(err, io, command)));
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? (process.exitCode ?? 0) : reportError(err, io, label)));
 }
-main(process.argv.slice(2), io).then(
+main(argv, io).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.exitCode = reportError(err, io, command);
+    process.exitCode = reportError(err, io, label);
   },
 );

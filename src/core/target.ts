@@ -66,6 +66,27 @@ export function findPort(ports: readonly ServicePort[], ref: string | number): S
   return ports.find((p) => p.name === ref);
 }
 
+/** MAX_PORT is the highest TCP/UDP port number; the API server refuses a Service port or a listener port outside 1..MAX_PORT. */
+export const MAX_PORT = 65535;
+
+/**
+ * invalidPorts names each port of a Service (spec.ports[].port) or a Gateway (spec.listeners[].port)
+ * that the API server would refuse: absent, not a number (`"80"`), or outside 1-65535. The decision
+ * leaves such an object as it is rather than write annotations for a port that cannot exist.
+ */
+export function invalidPorts(object: JsonObject, kind: 'Service' | 'Gateway'): string[] {
+  const spec = objectAt(object, 'spec');
+  const field = kind === 'Service' ? 'ports' : 'listeners';
+  const problems: string[] = [];
+  arrayAt(spec, field).forEach((entry, i) => {
+    if (!isObject(entry)) return;
+    const port = entry['port'];
+    if (typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= MAX_PORT) return;
+    problems.push(`spec.${field}[${i}].port: must be a port number from 1 to ${MAX_PORT}, got ${port === undefined ? 'none' : JSON.stringify(port)}`);
+  });
+  return problems;
+}
+
 /** serviceTarget builds the target of a Service of any type; the decision says which types it handles. */
 export function serviceTarget(service: JsonObject): LoadBalancerTarget {
   const spec = objectAt(service, 'spec');

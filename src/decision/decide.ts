@@ -13,6 +13,7 @@ import {
   GATEWAY_GROUP,
   gatewayTarget,
   infrastructureAnnotations,
+  invalidPorts,
   NOT_PROPAGATED_PREFIX,
   serviceTarget,
   type LoadBalancerTarget,
@@ -56,6 +57,12 @@ export interface Decision {
   readonly probe?: ProbeSetting;
   /** profile is the name of the workload profile that recognized the object, if one did. */
   readonly profile?: string;
+  /**
+   * invalid says why the API server would refuse the object as it is (a port that is not a number
+   * from 1 to 65535): the decision leaves it alone, with a warning; render and check report it as
+   * an error in the manifest.
+   */
+  readonly invalid?: string;
 }
 
 /** DecisionInput is what decide looks at. */
@@ -270,6 +277,11 @@ export function decide(input: DecisionInput): Decision {
   // Services of other types, or without an http port, are the provider's only when it says so (AWS ALB backends) and a profile knows them.
   const widened = policy.boundProvider.anyServiceType && profile !== undefined;
   if (target.type !== 'LoadBalancer' && !widened) return skipped('not a LoadBalancer Service');
+  const invalid = invalidPorts(object, kind);
+  if (invalid.length > 0) {
+    const why = `${invalid.join('; ')} (the API server refuses this ${kind})`;
+    return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings: [`${WARNING_PREFIX}left unchanged: ${why}`], notes: [], invalid: why, ...(profile && { profile: profile.name }) };
+  }
   if (target.affected.length === 0 && !widened) return skipped(kind === 'Service' ? 'no TCP port with appProtocol http or https' : 'no HTTP or HTTPS listener');
 
   const warnings: string[] = [];

@@ -4,10 +4,11 @@
  * provider reads its own section (`azure:`, `aws:`, `custom:`) through a SettingsReader; the
  * parser only knows the keys that are the policy's own.
  */
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
 import { isProbeSetting, PROBE_SETTINGS, type ReadinessEndpoint } from '../core/probe.js';
 import { isObject, type JsonObject } from '../core/json.js';
 import { globToRegExp, isPortName } from '../core/names.js';
+import { binaryProblem, duplicateKeys, lineAt } from '../core/yaml.js';
 import { ErrorCode, WebhookError, yamlMessage } from '../errors.js';
 import { PROFILE_NAMES, PROFILES } from '../profiles/index.js';
 import type { Profile } from '../profiles/profile.js';
@@ -191,9 +192,10 @@ function rulesValue(value: unknown, readiness: ReadinessEndpoint, problems: Prob
       if (raw === undefined || raw === null) problems.add(path, 'must be a mapping with match, and probe or readiness');
       return;
     }
+    if (rule['match'] === undefined || rule['match'] === null) problems.add([...path, 'match'], 'is required (`match: {}` matches every object)');
     const match = mapping(rule['match'], [...path, 'match'], ['namespaces', 'labels'], problems);
     let namespaces: string[] | undefined;
-    if (match?.['namespaces'] !== undefined) {
+    if (match?.['namespaces'] !== undefined && match['namespaces'] !== null) {
       const list = match['namespaces'];
       if (!Array.isArray(list) || list.some((n) => typeof n !== 'string' || n.length === 0)) {
         problems.add([...path, 'match', 'namespaces'], 'must be a list of namespace names or globs');
@@ -261,18 +263,67 @@ function formatPath(path: Path): string {
 }
 
 /**
- * parsePolicy validates policy YAML and returns the Policy with defaults filled in. It throws one
- * WebhookError (LBP_POLICY_INVALID) whose details list every problem as `source:line: path: message`.
+ * MAX_POLICY_BYTES bounds a policy: 64 KiB, ten times a long policy, so a wrong file (a log, a
+ * dump) or a hostile ConfigMap is refused before it is parsed, at start and at every reload alike.
+ */
+export const MAX_POLICY_BYTES = 64 * 1024;
+
+/** utf8Bytes is the UTF-8 length of text, counted without encoding it. */
+function utf8Bytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * parsePolicy is the one way from policy text to a compiled Policy, at start and at every reload:
+ * it refuses text over MAX_POLICY_BYTES before parsing it, parses one YAML document, finds
+ * duplicate keys in linear time, validates every key and compiles the result (provider bound to
+ * its settings, profiles, rule matchers), with defaults filled in. It throws one WebhookError
+ * (LBP_POLICY_INVALID) whose details list every problem as `source:line: path: message`.
  */
 export function parsePolicy(text: string, source = 'policy'): Policy {
-  const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
   const fail = (details: string[]): never => {
     throw new WebhookError(ErrorCode.POLICY_INVALID, `${source}: invalid policy (${details.length} ${details.length === 1 ? 'problem' : 'problems'})`, { details });
   };
-  if (doc.errors.length > 0) {
-    fail([...new Set(doc.errors.map((e) => `${source}:${counter.linePos(e.pos[0]).line}: ${yamlMessage(e.message)}`))]);
+  // A UTF-16 code unit is at least one byte of UTF-8: a longer text is over the bound without counting.
+  if (text.length > MAX_POLICY_BYTES || utf8Bytes(text) > MAX_POLICY_BYTES) {
+    fail([`${source}: larger than ${MAX_POLICY_BYTES} bytes, the most a policy may be; not a policy file`]);
   }
+  const binary = binaryProblem(text);
+  if (binary !== undefined) {
+    // Lines are counted while parsing; a binary file is refused before that, so count them here.
+    let line = 1;
+    for (let i = text.indexOf('\n'); i !== -1 && i < binary.offset; i = text.indexOf('\n', i + 1)) line++;
+    fail([`${source}:${line}: ${binary.message}`]);
+  }
+  const counter = new LineCounter();
+  const at = (offset: number): string => `${source}:${lineAt(counter, text, offset)}`;
+  const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: false });
+  const all = Array.isArray(docs) ? docs : [];
+  const filled = all.filter((d) => d.contents !== null || d.errors.length > 0);
+  if (filled.length > 1) {
+    fail([`${at(filled[1]?.range[0] ?? 0)}: a policy is one YAML document; this file has ${filled.length} (remove the --- that starts the next one)`]);
+  }
+  const doc = filled[0] ?? all[0];
+  if (doc === undefined) return fail([`${source}: (root): the policy is empty; at least \`provider\` is required`]);
+  let duplicates;
+  try {
+    duplicates = duplicateKeys(doc, counter);
+  } catch (err: unknown) {
+    if (err instanceof RangeError) return fail([`${source}: nested too deeply`]);
+    throw err;
+  }
+  const errors = [...doc.errors.map((e) => ({ offset: e.pos[0], message: yamlMessage(e.message) })), ...duplicates].sort((a, b) => a.offset - b.offset);
+  if (errors.length > 0) fail([...new Set(errors.map((e) => `${at(e.offset)}: ${e.message}`))]);
   const problems = new Problems();
   let raw: unknown;
   try {

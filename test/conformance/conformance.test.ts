@@ -448,11 +448,12 @@ async function renderAll(provider: string, cases: readonly { name: string; input
     indexes.forEach((caseIndex, j) => {
       const object = docs[j]!.toJS() as JsonObject;
       const service = object['kind'] === 'Gateway' ? istioService(object) : object;
-      const prefix = `${files[j]!}:`;
+      // render's warning lines: `lb-probe-webhook render: FILE:LINE: Kind namespace/name: warning`.
+      const prefix = `lb-probe-webhook render: ${files[j]!}:`;
       const warnings = stderr
         .split('\n')
         .filter((line) => line.startsWith(prefix))
-        .map((line) => line.replace(/^.*?: lb-probe-webhook: /, ''));
+        .map((line) => line.slice(prefix.length).replace(/^\d+: \S+ \S+: /, ''));
       out.set(cases[caseIndex]!.name, { service: allocate(service), warnings });
     });
   }

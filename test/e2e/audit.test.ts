@@ -94,7 +94,7 @@ describe('audit against the real API server', () => {
     expect(missing.stderr).toMatch(/cannot load the kubeconfig/);
     const bad = await runCli(['audit', '--policy', policyFile, '-o', 'yaml'], '', env);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/-o must be table or json/);
+    expect(bad.stderr).toMatch(/--output must be one of table, json, got "yaml"/);
   });
 });
 

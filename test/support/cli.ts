@@ -85,11 +85,14 @@ export function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<numb
 
 /**
  * startServeOnLoopback starts `serve` on free loopback ports with the given policy and certificate
- * files, no shutdown delay, and any further flags (a repeated flag overrides these defaults).
+ * files, no shutdown delay, and any further flags (a flag given here replaces its default: serve
+ * refuses a flag given twice).
  */
 export function startServeOnLoopback(files: { policy: string; cert: string; key: string }, ...flags: string[]): ReturnType<typeof startServe> {
-  return startServe([
-    '--policy', files.policy, '--tls-cert', files.cert, '--tls-key', files.key,
-    '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s', ...flags,
-  ]);
+  const defaults: Record<string, string> = {
+    '--policy': files.policy, '--tls-cert': files.cert, '--tls-key': files.key,
+    '--port': '0', '--health-port': '0', '--address': '127.0.0.1', '--shutdown-delay': '0s',
+  };
+  const given = new Set(flags.filter((f) => f.startsWith('--')));
+  return startServe([...Object.entries(defaults).flatMap(([flag, value]) => (given.has(flag) ? [] : [flag, value])), ...flags]);
 }

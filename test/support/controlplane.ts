@@ -169,6 +169,8 @@ export function runCommand(command: string, args: readonly string[], input = '',
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // A program that exits without reading its input closes the pipe: nothing to report.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input);
   });
 }

@@ -17,8 +17,9 @@ export function review(object: JsonObject | null, operation = 'CREATE', extra: R
       resource: { group, version, resource: `${kind.toLowerCase()}s` },
       requestKind: { group, version, kind },
       requestResource: { group, version, resource: `${kind.toLowerCase()}s` },
-      name: metadata['name'],
-      namespace: metadata['namespace'],
+      // The API server sends the name and namespace as strings, whatever an object's metadata holds.
+      name: typeof metadata['name'] === 'string' ? metadata['name'] : undefined,
+      namespace: typeof metadata['namespace'] === 'string' ? metadata['namespace'] : undefined,
       operation,
       userInfo: { username: 'system:admin', groups: ['system:masters', 'system:authenticated'] },
       object,

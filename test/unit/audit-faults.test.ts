@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../support/cli.js';
@@ -18,8 +18,9 @@ const requests: string[] = [];
 
 beforeAll(() => writeFileSync(policy, 'provider: azure\nkinds: [Service]\n'));
 afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((resolve) => server?.close(resolve));
+  const open = server;
+  open?.closeAllConnections();
+  if (open !== undefined) await new Promise((resolve) => open.close(resolve));
   server = undefined;
   requests.length = 0;
 });
@@ -73,7 +74,7 @@ describe('audit against a faulty API server', () => {
     const started = Date.now();
     const { code, stdout, stderr } = await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig, '--request-timeout', '1s']);
     expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
-    expect(stderr).toBe('lb-probe-webhook audit: listing Services: no answer within 1s (--request-timeout)\n');
+    expect(stderr).toMatch(/^lb-probe-webhook audit: listing Services: no answer from http:\/\/127\.0\.0\.1:\d+ within 1s \(--request-timeout\)\n$/);
     expect(Date.now() - started).toBeLessThan(25_000);
   });
 
@@ -84,7 +85,7 @@ describe('audit against a faulty API server', () => {
     });
     const { code, stderr } = await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig, '--request-timeout', '1s']);
     expect(code).toBe(2);
-    expect(stderr).toBe('lb-probe-webhook audit: listing Services: no answer within 1s (--request-timeout)\n');
+    expect(stderr).toMatch(/^lb-probe-webhook audit: listing Services: no answer from http:\/\/127\.0\.0\.1:\d+ within 1s \(--request-timeout\)\n$/);
   });
 
   it('a continue token that comes back a second time stops the listing with one line, exit 2.', async () => {
@@ -114,5 +115,56 @@ describe('audit against a faulty API server', () => {
     const { code, stdout } = await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig]);
     expect({ code, stdout }).toEqual({ code: 0, stdout: 'nothing to change in 0 objects\n' });
     expect(n).toBe(3);
+  });
+
+  it('an API server that refuses the connection is named with the cause, exit 2.', async () => {
+    const kubeconfig = await fakeApiServer(() => undefined);
+    const url = JSON.parse(readFileSync(kubeconfig, 'utf8')).clusters[0].cluster.server as string;
+    // Nothing listens on the port once the server is closed.
+    const open = server;
+    open?.closeAllConnections();
+    await new Promise((resolve) => open?.close(resolve));
+    server = undefined;
+    const { code, stdout, stderr } = await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig]);
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+    expect(stderr).toBe(`lb-probe-webhook audit: listing Services: connection refused to ${url} (ECONNREFUSED)\n`);
+  });
+
+  it('an API server that refuses the credentials is named with its Status message, exit 2.', async () => {
+    const kubeconfig = await fakeApiServer((_req, res) => {
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'services is forbidden: User "fake" cannot list resource "services"', reason: 'Forbidden', code: 403 }));
+    });
+    const url = JSON.parse(readFileSync(kubeconfig, 'utf8')).clusters[0].cluster.server as string;
+    const { code, stderr } = await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(`lb-probe-webhook audit: listing Services: ${url}: 403 services is forbidden: User "fake" cannot list resource "services"\n`);
+  });
+
+  it('with no kubeconfig anywhere (no --kubeconfig, no KUBECONFIG, no ~/.kube/config, not in a pod) says so, exit 2.', async () => {
+    const home = mkdtempSync(join(tmp, 'home-'));
+    const { code, stdout, stderr } = await runCli(['audit', '--policy', policy], '', { HOME: home, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' });
+    expect({ code, stdout, stderr }).toEqual({ code: 2, stdout: '', stderr: 'lb-probe-webhook audit: no kubeconfig found; set KUBECONFIG or --kubeconfig\n' });
+  });
+
+  it('--context picks a context of the kubeconfig, and one it does not have is named with those it has, exit 2.', async () => {
+    let n = 0;
+    const kubeconfig = await fakeApiServer((_req, res) => {
+      n++;
+      page(res, undefined);
+    });
+    const config = JSON.parse(readFileSync(kubeconfig, 'utf8'));
+    // The current context points nowhere; --context fake is the one that works.
+    config.clusters.push({ name: 'nowhere', cluster: { server: 'http://127.0.0.1:1' } });
+    config.contexts.push({ name: 'nowhere', context: { cluster: 'nowhere', user: 'fake' } });
+    config['current-context'] = 'nowhere';
+    writeFileSync(kubeconfig, JSON.stringify(config));
+    expect(await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig, '--context', 'fake'])).toEqual({ code: 0, stdout: 'nothing to change in 0 objects\n', stderr: '' });
+    expect(n).toBe(1);
+    expect(await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig, '--context', 'staging'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `lb-probe-webhook audit: --kubeconfig ${kubeconfig}: no context "staging" (--context); it has fake, nowhere\n`,
+    });
   });
 });

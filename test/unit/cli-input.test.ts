@@ -41,7 +41,7 @@ describe('render and check bound their input', () => {
     ['a YAML 1.1 merge-key bomb', `%YAML 1.1\n---\na: &a {x: 1, y: 2}\nb: &b {<<: [*a, *a, *a, *a, *a, *a, *a, *a]}\nc: &c {<<: [*b, *b, *b, *b, *b, *b, *b, *b]}\nd: &d {<<: [*c, *c, *c, *c, *c, *c, *c, *c]}\ne: {<<: [*d, *d, *d, *d, *d, *d, *d, *d]}\nkind: Service\n`, /<stdin>:\d+: too many aliases/],
     ['an alias to an anchor in an earlier document', 'kind: Service\nx: &shared {a: 1}\n---\nkind: Service\ny: *shared\n', /<stdin>:3: Unresolved alias \(the anchor must be set before the alias\): shared/],
     ['nesting 100,000 deep', `${'['.repeat(100_000)}${']'.repeat(100_000)}\n`, /<stdin>:1: nested too deeply/],
-    ['a duplicate key among 50,000', `kind: Service\nmetadata:\n  annotations:\n${Array.from({ length: 50_000 }, (_, i) => `    k${i}: v\n`).join('')}    k7: again\n`, /<stdin>:50004: Map keys must be unique \("k7"\)/],
+    ['a duplicate key among 50,000', `kind: Service\nmetadata:\n  annotations:\n${Array.from({ length: 50_000 }, (_, i) => `    k${i}: v\n`).join('')}    k7: again\n`, /<stdin>:50004: duplicate key "k7" \(first at line 11\)/],
     ['a 4 MiB scalar (one document over 3 MiB)', `kind: Service\nx: "${'a'.repeat(4 * MiB)}"\n`, /<stdin>:1: a YAML document of \d+ bytes is over the 3145728-byte limit \(--max-document-bytes\)/],
     ['an unterminated flow sequence', 'kind: [Service\n', /<stdin>:\d+: /],
   ])('%s is exit 2 with the file, line and reason, and no stack.', async (_name, input, message) => {
@@ -51,15 +51,19 @@ describe('render and check bound their input', () => {
     }
   });
 
-  it('binary junk is exit 0 or 2, never a crash or a stack.', async () => {
+  it('binary junk is exit 2 with one line saying it is not text, never an internal error, a crash or a stack.', async () => {
     let seed = 42;
     const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let i = 0; i < 8; i++) {
       const junk = Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256)));
-      const { code, stderr } = await runCli(['check', '--policy', policy], junk.toString('latin1'));
-      expect([0, 2]).toContain(code);
-      expect(stderr).not.toMatch(/^\s+at /m);
+      const result = await runCli(['check', '--policy', policy], junk.toString('latin1'));
+      expectOneLineError(result, /^lb-probe-webhook check: <stdin>: invalid input \(1 problem\)\n {2}<stdin>:\d+: not a text file: control character U\+[0-9A-F]{4}, which YAML does not allow \(a binary file\?\)\n$/);
+      expect(result.stderr).not.toMatch(/internal error/);
     }
+    // The same bytes in a file that is not UTF-8 at all are named as such.
+    const file = join(tmp, 'binary.yaml');
+    writeFileSync(file, Buffer.from([0x6b, 0x69, 0x6e, 0x64, 0x3a, 0x20, 0xff, 0xfe, 0x00, 0x80]));
+    expectOneLineError(await runCli(['render', '--policy', policy, file]), new RegExp(`^lb-probe-webhook render: ${file}: not a text file: its bytes are not UTF-8 \\(a binary file\\?\\)\n$`));
   });
 
   it('20,000 small documents in one stream are all processed.', async () => {
@@ -72,9 +76,11 @@ describe('render and check bound their input', () => {
   it('input over --max-input-bytes is refused before parsing, on stdin and in files, counting all inputs.', async () => {
     expectOneLineError(await runCli(['render', '--policy', policy, '--max-input-bytes', '1Ki'], 'x'.repeat(2048)), /<stdin>: over the 1024-byte input limit, counting all inputs \(raise it with --max-input-bytes\)/);
     const half = join(tmp, 'half.yaml');
+    const other = join(tmp, 'other-half.yaml');
     writeFileSync(half, `# ${'x'.repeat(700)}\n`);
+    writeFileSync(other, `# ${'x'.repeat(700)}\n`);
     expect((await runCli(['render', '--policy', policy, '--max-input-bytes', '1Ki', half])).code).toBe(0);
-    expectOneLineError(await runCli(['check', '--policy', policy, '--max-input-bytes', '1Ki', half, half]), /half\.yaml: over the 1024-byte input limit/);
+    expectOneLineError(await runCli(['check', '--policy', policy, '--max-input-bytes', '1Ki', half, other]), /other-half\.yaml: over the 1024-byte input limit/);
   });
 
   it('the input limit is raisable: a 4 MiB document passes with --max-document-bytes 5Mi.', async () => {
@@ -93,26 +99,32 @@ describe('render and check bound their input', () => {
   it('a policy file over 64 KiB is refused before it is parsed.', async () => {
     const hugePolicy = join(tmp, 'huge-policy.yaml');
     writeFileSync(hugePolicy, `provider: azure\n# ${'x'.repeat(100 * 1024)}\n`);
-    expectOneLineError(await runCli(['render', '--policy', hugePolicy], ''), new RegExp(`policy ${hugePolicy}: larger than 65536 bytes; not a policy file`));
+    expectOneLineError(await runCli(['render', '--policy', hugePolicy], ''), new RegExp(`^lb-probe-webhook render: ${hugePolicy}: larger than 65536 bytes, the most a policy may be; not a policy file\\n$`));
   });
 });
 
 describe('every CLI error is one line naming the file or flag', () => {
   it.each<[string, string[], RegExp]>([
-    ['an unknown flag', ['render', '--policy', 'POLICY', '--dry-run'], /^lb-probe-webhook render: Unknown option '--dry-run'/],
-    ['a flag missing its value', ['check', '--policy'], /^lb-probe-webhook check: Option '--policy <value>' argument missing/],
+    ['an unknown flag', ['render', '--policy', 'POLICY', '--dry-run'], /^lb-probe-webhook render: unknown flag --dry-run \(`lb-probe-webhook render --help` lists its flags\)$/m],
+    ['a flag missing its value', ['check', '--policy'], /^lb-probe-webhook check: --policy needs a value/],
+    ['a single-value flag given twice', ['check', '--policy', 'POLICY', '--policy', 'POLICY'], /^lb-probe-webhook check: --policy is given 2 times; give it once/],
+    ['a duration without a unit', ['serve', '--policy', 'POLICY', '--tls-cert', 'FILE', '--tls-key', 'FILE', '--shutdown-delay', '5'], /^lb-probe-webhook serve: --shutdown-delay must be a duration like 500ms, 30s or 1m, from 0s to 5m, got "5"/],
+    ['an output format a command does not have', ['check', '--policy', 'POLICY', '-o', 'yaml'], /^lb-probe-webhook check: --output must be one of text, json, got "yaml"/],
+    ['--policy - with the manifests on stdin too', ['render', '--policy', '-'], /^lb-probe-webhook render: --policy - reads the policy from stdin, so the manifests must be files or directories/],
+    ['--in-place on stdin', ['render', '--policy', 'POLICY', '-i'], /^lb-probe-webhook render: --in-place rewrites files; give files or directories, not stdin/],
+    ['an invalid LOG_LEVEL', ['check', '--policy', 'POLICY', 'LOGLEVEL'], /^lb-probe-webhook check: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/m],
     ['a malformed size', ['render', '--policy', 'POLICY', '--max-input-bytes', '10MB'], /--max-input-bytes must be a size like/],
     ['--out under a regular file', ['certs', '--out', 'FILE/certs', '--dns', 'localhost'], /^lb-probe-webhook certs: --out .*regular-file\/certs: cannot write the certificates, nothing written: ENOTDIR: not a directory/],
-    ['a directory as the policy', ['render', '--policy', 'DIR'], /cannot read policy .*: EISDIR/],
-    ['a directory as a manifest', ['check', '--policy', 'POLICY', 'DIR'], /lb-probe-webhook check: .*lbp-cli-input-\w+: cannot read: EISDIR/],
+    ['a directory as the policy', ['render', '--policy', 'DIR'], /^lb-probe-webhook render: .*lbp-cli-input-\w+: cannot read the policy: EISDIR: illegal operation on a directory$/m],
+    ['a manifest directory that does not exist', ['check', '--policy', 'POLICY', 'DIR/none/'], /^lb-probe-webhook check: .*lbp-cli-input-\w+\/none\/: cannot read: ENOENT: no such file or directory$/m],
     ['a manifest under a regular file', ['check', '--policy', 'POLICY', 'FILE/x.yaml'], /regular-file\/x\.yaml: cannot read: ENOTDIR/],
     ['stdin given twice', ['render', '--policy', 'POLICY', '-', '-'], /`-` \(stdin\) may be given only once/],
     ['a missing kubeconfig', ['audit', '--policy', 'POLICY', '--kubeconfig', 'FILE/none'], /^lb-probe-webhook audit: --kubeconfig .*regular-file\/none: cannot load the kubeconfig: /],
-    ['a malformed request timeout', ['audit', '--policy', 'POLICY', '--request-timeout', 'soon'], /--request-timeout must be a duration like 500ms or 5s/],
-    ['an unknown command', ['mutate'], /^lb-probe-webhook: unknown command "mutate"/],
+    ['a malformed request timeout', ['audit', '--policy', 'POLICY', '--request-timeout', 'soon'], /--request-timeout must be a duration like 500ms, 30s or 1m, from 100ms to 10m, got "soon"/],
+    ['an unknown command', ['mutate'], /^lb-probe-webhook: unknown command "mutate"; `lb-probe-webhook help` lists the commands$/m],
   ])('%s is exit 2 with one line and no stack.', async (_name, args, message) => {
-    const resolved = args.map((a) => a.replace('POLICY', policy).replace('FILE', regularFile).replace('DIR', tmp));
-    const result = await runCli(resolved, service);
+    const resolved = args.filter((a) => a !== 'LOGLEVEL').map((a) => a.replace('POLICY', policy).replace('FILE', regularFile).replace('DIR', tmp));
+    const result = await runCli(resolved, service, args.includes('LOGLEVEL') ? { LOG_LEVEL: 'verbose' } : {});
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(message);

@@ -329,6 +329,18 @@ describe('decide on Gateways', () => {
     ]);
   });
 
+  it.each([
+    ['a Service port 0', 'Service', { type: 'LoadBalancer', ports: [{ port: 0, appProtocol: 'http' }] }, 'spec.ports[0].port: must be a port number from 1 to 65535, got 0'],
+    ['a Service port given as a string', 'Service', { type: 'LoadBalancer', ports: [{ port: 80, appProtocol: 'http' }, { port: '443', appProtocol: 'https' }] }, 'spec.ports[1].port: must be a port number from 1 to 65535, got "443"'],
+    ['a Service port missing', 'Service', { type: 'LoadBalancer', ports: [{ name: 'http', appProtocol: 'http' }] }, 'spec.ports[0].port: must be a port number from 1 to 65535, got none'],
+    ['a Gateway listener port 70000', 'Gateway', { gatewayClassName: 'istio', listeners: [{ name: 'h', port: 70000, protocol: 'HTTP' }] }, 'spec.listeners[0].port: must be a port number from 1 to 65535, got 70000'],
+  ] as const)('An object the API server would refuse (%s) is left as it is, with a warning naming the field, and marked invalid.', (_name, kind, spec, why) => {
+    const apiVersion = kind === 'Service' ? 'v1' : 'gateway.networking.k8s.io/v1';
+    const decision = decide({ object: { apiVersion, kind, metadata: { name: 'x' }, spec }, operation: 'CREATE', policy: azure });
+    expect(decision).toMatchObject({ outcome: 'unchanged', patch: [], changes: [], invalid: `${why} (the API server refuses this ${kind})` });
+    expect(decision.warnings).toEqual([`lb-probe-webhook: left unchanged: ${why} (the API server refuses this ${kind})`]);
+  });
+
   it('A Gateway without metadata gets the whole metadata map added.', () => {
     const object = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', spec: { listeners: [{ name: 'h', port: 8080, protocol: 'HTTP' }] } };
     expect(decide({ object, operation: 'CREATE', policy: azure }).patch).toEqual([

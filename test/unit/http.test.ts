@@ -9,7 +9,6 @@ import type { FastifyInstance } from 'fastify';
 import { buildWebhookApp } from '../../src/http/app.js';
 import { WebhookMetrics } from '../../src/metrics/metrics.js';
 import { buildHealthApp } from '../../src/http/health.js';
-import { decide } from '../../src/decision/decide.js';
 import { fixture, policy } from '../support/fixtures.js';
 import { decodePatch, review } from '../support/reviews.js';
 
@@ -26,6 +25,14 @@ const sink = new Writable({
 });
 const logger = pino({ level: 'debug' }, sink);
 const azure = policy({ provider: 'azure' });
+/** ISTIO_SERVICE_PATCH is what the Azure TCP probe adds to the fixture of the Service Istio generates: one key per http/https port, in a new annotations map. */
+const ISTIO_SERVICE_PATCH = [
+  {
+    op: 'add',
+    path: '/metadata/annotations',
+    value: { 'service.beta.kubernetes.io/port_80_health-probe_protocol': 'tcp', 'service.beta.kubernetes.io/port_443_health-probe_protocol': 'tcp' },
+  },
+];
 const metrics = new WebhookMetrics({ processMetrics: false });
 let app: FastifyInstance;
 
@@ -50,7 +57,7 @@ describe('POST /mutate', () => {
       kind: 'AdmissionReview',
       response: { uid: (body['request'] as { uid: string }).uid, allowed: true, patchType: 'JSONPatch' },
     });
-    expect(decodePatch(json)).toEqual(decide({ object: fixture('istio-gateway-service.yaml'), operation: 'CREATE', policy: azure }).patch);
+    expect(decodePatch(json)).toEqual(ISTIO_SERVICE_PATCH);
     expect(json.response.warnings).toEqual([
       'lb-probe-webhook: Azure probes port 80 (http) over TCP instead of GET / (appProtocol http) (profile istio)',
       'lb-probe-webhook: Azure probes port 443 (https) over TCP instead of GET / (appProtocol https) (profile istio)',
@@ -92,7 +99,7 @@ describe('POST /mutate', () => {
     expect(typeof reviewLines[0]?.['durationMs']).toBe('number');
     expect(Object.keys(reviewLines[0] ?? {}).sort()).toEqual(['changes', 'decision', 'dryRun', 'durationMs', 'hostname', 'kind', 'level', 'msg', 'name', 'namespace', 'operation', 'pid', 'probe', 'profile', 'time', 'uid', 'warnings']);
     expect(reviewLines[0]).toMatchObject({ probe: 'tcp', changes: 2, warnings: 0, level: 30 });
-    expect(lines.find((l) => l['msg'] === 'review detail')?.['patch']).toEqual(decide({ object: fixture('istio-gateway-service.yaml'), operation: 'CREATE', policy: azure }).patch);
+    expect(lines.find((l) => l['msg'] === 'review detail')?.['patch']).toEqual(ISTIO_SERVICE_PATCH);
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/^lb_probe_webhook_reviews_total\{kind="Service",operation="CREATE",decision="patched"\} [1-9]\d*$/m);
     expect(text).toMatch(/^lb_probe_webhook_patches_total\{kind="Service"\} [1-9]\d*$/m);
@@ -191,6 +198,18 @@ describe('POST /mutate', () => {
       ...Array.from({ length: 19 }, (_, i) => `lb-probe-webhook: Azure probes port ${8000 + i} (p${i}) over TCP instead of GET / (appProtocol http)`),
       'lb-probe-webhook: 11 more warnings in the webhook log',
     ]);
+  });
+
+  it('A Service with a port the API server would refuse (99999) is allowed untouched, with a warning naming the field.', async () => {
+    const object = fixture('istio-gateway-service.yaml');
+    ((object['spec'] as { ports: { port: unknown }[] }).ports[1] as { port: unknown }).port = 99999;
+    const res = await post(review(object));
+    expect(res.statusCode).toBe(200);
+    expect(res.json().response).toEqual({
+      uid: expect.any(String),
+      allowed: true,
+      warnings: ['lb-probe-webhook: left unchanged: spec.ports[1].port: must be a port number from 1 to 65535, got 99999 (the API server refuses this Service)'],
+    });
   });
 });
 

@@ -53,7 +53,7 @@ describe('processManifests', () => {
   });
 
   it('an empty input gives an empty output.', () => {
-    expect(processManifests([{ name: 'empty.yaml', text: '' }], azure)).toEqual({ output: '', reports: [] });
+    expect(processManifests([{ name: 'empty.yaml', text: '' }], azure)).toEqual({ output: '', sources: [{ name: 'empty.yaml', text: '', changed: false }], reports: [] });
   });
 
   it('refuses invalid YAML with every error and its line, before deciding anything.', () => {
@@ -64,8 +64,9 @@ describe('processManifests', () => {
     } catch (err: unknown) {
       expect((err as WebhookError).message).toBe('bad.yaml: invalid input (2 problems)');
       expect((err as WebhookError).details).toEqual([
-        'bad.yaml:2: Map keys must be unique ("a")',
-        'bad.yaml:4: Flow sequence in block collection must be sufficiently indented and end with a ]',
+        'bad.yaml:2: duplicate key "a" (first at line 1)',
+        // The parser reports the unclosed [ at the end of the input; the line is the last one, never one past it.
+        'bad.yaml:3: Flow sequence in block collection must be sufficiently indented and end with a ]',
       ]);
     }
   });
@@ -80,7 +81,7 @@ describe('processManifests on hostile YAML', () => {
     } catch (err: unknown) {
       const details = (err as WebhookError).details;
       expect(details).toHaveLength(51);
-      expect(details[0]).toBe('dups.yaml:2: Map keys must be unique ("a")');
+      expect(details[0]).toBe('dups.yaml:2: duplicate key "a" (first at line 1)');
       expect(details[50]).toBe('... and 149 more');
     }
   });

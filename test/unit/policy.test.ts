@@ -143,8 +143,12 @@ extra: true
     ['an empty file', '', ['p.yaml: (root): the policy is empty; at least `provider` is required']],
     ['a list', '- azure\n', ['p.yaml:1: (root): must be a mapping']],
     ['a missing provider', 'mode: warn\n', ['p.yaml:1: provider: is required; one of "azure", "aws", "gcp", "digitalocean", "hetzner", "linode", "oci", "alibaba", "ibm", "custom"']],
-    ['YAML that does not parse', 'provider: azure\nmode: [warn\n', ['p.yaml:3: Flow sequence in block collection must be sufficiently indented and end with a ]']],
-    ['a duplicate key', 'provider: azure\nprovider: aws\n', ['p.yaml:2: Map keys must be unique']],
+    // The parser reports the unclosed [ at the end of the input: the line is the last one, never one past it.
+    ['YAML that does not parse', 'provider: azure\nmode: [warn\n', ['p.yaml:2: Flow sequence in block collection must be sufficiently indented and end with a ]']],
+    ['a duplicate key', 'provider: azure\nprovider: aws\n', ['p.yaml:2: duplicate key "provider" (first at line 1)']],
+    ['two YAML documents', 'provider: azure\n---\nprovider: aws\n', ['p.yaml:2: a policy is one YAML document; this file has 2 (remove the --- that starts the next one)']],
+    ['a binary file', 'provider: azure\nmode: \u0000\u0001\n', ['p.yaml:2: not a text file: control character U+0000, which YAML does not allow (a binary file?)']],
+    ['a rule without match', 'provider: azure\nrules:\n  - probe: none\n', ['p.yaml:3: rules[0].match: is required (`match: {}` matches every object)']],
     ['an empty kinds list', 'provider: azure\nkinds: []\n', ['p.yaml:2: kinds: must be a non-empty list of "Service", "Gateway"']],
     ['an aws section that is not a mapping', 'provider: aws\naws: instance\n', ['p.yaml:2: aws: must be a mapping']],
     ['rules that are not a list', 'provider: azure\nrules: {}\n', ['p.yaml:2: rules: must be a list of { match, probe, readiness }']],
@@ -229,15 +233,15 @@ describe('loadPolicyFile', () => {
   });
 
   it.each([
-    ['a file one byte over MAX_POLICY_BYTES, before parsing it', () => write('over.yaml', padded(MAX_POLICY_BYTES + 1)), (path: string) => `policy ${path}: larger than 65536 bytes; not a policy file`, []],
-    ['a file that does not exist', () => join(dir, 'missing.yaml'), (path: string) => `cannot read policy ${path}: ENOENT: no such file or directory, open '${path}'`, []],
+    ['a file one byte over MAX_POLICY_BYTES, before parsing it', () => write('over.yaml', padded(MAX_POLICY_BYTES + 1)), (path: string) => `${path}: larger than 65536 bytes, the most a policy may be; not a policy file`, []],
+    ['a file that does not exist', () => join(dir, 'missing.yaml'), (path: string) => `${path}: cannot read the policy: ENOENT: no such file or directory`, []],
     [
       'a directory',
       () => {
         mkdirSync(join(dir, 'a-directory'), { recursive: true });
         return join(dir, 'a-directory');
       },
-      (path: string) => `cannot read policy ${path}: EISDIR: illegal operation on a directory, read`,
+      (path: string) => `${path}: cannot read the policy: EISDIR: illegal operation on a directory`,
       [],
     ],
     ['an invalid policy, with every problem and its line', () => write('invalid.yaml', 'provider: azure\nmode: loud\nprobe: maybe\n'), (path: string) => `${path}: invalid policy (2 problems)`, [/invalid\.yaml:2: mode: must be one of/, /invalid\.yaml:3: probe: must be one of/]],

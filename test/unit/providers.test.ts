@@ -1,28 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import type { ProbeIntent, Readiness } from '../../src/core/probe.js';
-import { findPort, serviceTarget } from '../../src/core/target.js';
+import { serviceTarget, type ServicePort } from '../../src/core/target.js';
 import { PROVIDERS, PROVIDER_NAMES, providerFor } from '../../src/providers/index.js';
 import { fillTemplate } from '../../src/providers/custom.js';
 import type { ProviderResult } from '../../src/providers/provider.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { fixture, policy } from '../support/fixtures.js';
 
-/** annotate runs the policy's provider, bound to the policy's settings, with the policy's readiness endpoint resolved against the Service and no profile. */
+/** STATUS_PORT is Istio's status port as the fixtures have it and a provider sees it (serviceTarget's view): port 15021, named status-port. */
+const STATUS_PORT: ServicePort = { name: 'status-port', port: 15021, protocol: 'TCP', appProtocol: 'tcp', targetPort: undefined };
+
+/** onPort is a readiness check on a Service port, written out as the decision hands it to a provider: the reference the policy used, the port, the path. */
+function onPort(port: ServicePort, ref: string | number = port.name ?? port.port, path = '/healthz/ready'): Readiness {
+  return { check: { ref, port, path } };
+}
+
+/** notAPort is a readiness endpoint the Service has no port for, written out as the decision hands it to a provider. */
+function notAPort(ref: string | number): Readiness {
+  return { missing: `readiness port ${ref} is not a port of the Service`, endpoint: { port: ref, path: '/healthz/ready' } };
+}
+
+/** annotate runs the policy's provider, bound to the policy's settings, on the Service with the readiness given (the status port by default) and no profile. */
 function annotate(
   provider: string,
   intent: ProbeIntent,
   object: JsonObject = fixture('istio-gateway-service.yaml'),
   settings: Record<string, unknown> = {},
+  readiness: Readiness = onPort(STATUS_PORT),
   profile?: string,
 ): ProviderResult {
-  const p = policy({ provider, ...settings });
-  const target = serviceTarget(object);
-  const port = findPort(target.ports, p.readiness.port);
-  const readiness: Readiness =
-    port === undefined
-      ? { missing: `readiness port ${p.readiness.port} is not a port of the Service`, endpoint: p.readiness }
-      : { check: { ref: p.readiness.port, port, path: p.readiness.path } };
-  return p.boundProvider.annotate({ target, intent, readiness, profile });
+  return policy({ provider, ...settings }).boundProvider.annotate({ target: serviceTarget(object), intent, readiness, profile });
 }
 
 function merged(result: ProviderResult): Record<string, string> {
@@ -80,7 +87,7 @@ describe('aws', () => {
   });
 
   it('A readiness port given by number is written as that Service port’s name, which the controller maps to its nodePort.', () => {
-    expect(merged(annotate('aws', 'readiness', nlb(), { readiness: { port: 15021 } }))).toEqual(status('status-port'));
+    expect(merged(annotate('aws', 'readiness', nlb(), {}, onPort(STATUS_PORT, 15021)))).toEqual(status('status-port'));
   });
 
   it('With ip targets from the nlb-target-type annotation the port name is written too, and the reason says ip.', () => {
@@ -102,7 +109,7 @@ describe('aws', () => {
   });
 
   it('With ip targets and a status port whose targetPort is a name, nothing is written and the warning says what to do.', () => {
-    const result = annotate('aws', 'readiness', nlb({ [`${P}nlb-target-type`]: 'ip' }, (spec) => (statusPort(spec)['targetPort'] = 'status')));
+    const result = annotate('aws', 'readiness', nlb({ [`${P}nlb-target-type`]: 'ip' }, (spec) => (statusPort(spec)['targetPort'] = 'status')), {}, onPort({ ...STATUS_PORT, targetPort: 'status' }));
     expect(result.groups).toEqual([]);
     expect(result.warnings).toEqual([
       'AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
@@ -111,11 +118,11 @@ describe('aws', () => {
   });
 
   it('With instance targets a named targetPort does not matter: the port name is written.', () => {
-    expect(merged(annotate('aws', 'readiness', nlb({}, (spec) => (statusPort(spec)['targetPort'] = 'status'))))).toEqual(status('status-port'));
+    expect(merged(annotate('aws', 'readiness', nlb({}, (spec) => (statusPort(spec)['targetPort'] = 'status')), {}, onPort({ ...STATUS_PORT, targetPort: 'status' })))).toEqual(status('status-port'));
   });
 
   it('An unnamed readiness port with instance targets is left alone with a warning, since a number would be a raw node port.', () => {
-    const result = annotate('aws', 'readiness', nlb({}, (spec) => delete statusPort(spec)['name']), { readiness: { port: 15021 } });
+    const result = annotate('aws', 'readiness', nlb({}, (spec) => delete statusPort(spec)['name']), {}, onPort({ ...STATUS_PORT, name: undefined }, 15021));
     expect(result.groups).toEqual([]);
     expect(result.warnings).toEqual([
       'AWS: Service port 15021 has no name, and for instance targets the Load Balancer Controller reads a health check port number as a raw node port, ' +
@@ -128,12 +135,12 @@ describe('aws', () => {
       delete statusPort(spec)['name'];
       statusPort(spec)['targetPort'] = 15020;
     });
-    expect(merged(annotate('aws', 'readiness', object, { readiness: { port: 15021 } }))).toEqual(status('15020'));
+    expect(merged(annotate('aws', 'readiness', object, {}, onPort({ ...STATUS_PORT, name: undefined, targetPort: 15020 }, 15021)))).toEqual(status('15020'));
   });
 
   it('An unnamed readiness port with ip targets and no targetPort is written as its port, the targetPort the API server defaults to.', () => {
     const object = nlb({ [`${P}type`]: 'nlb-ip' }, (spec) => delete statusPort(spec)['name']);
-    expect(merged(annotate('aws', 'readiness', object, { readiness: { port: 15021 } }))).toEqual(status('15021'));
+    expect(merged(annotate('aws', 'readiness', object, {}, onPort({ ...STATUS_PORT, name: undefined }, 15021)))).toEqual(status('15021'));
   });
 
   it.each([
@@ -160,7 +167,7 @@ describe('aws', () => {
   });
 
   it('A readiness port missing from the Service is refused with a warning.', () => {
-    const result = annotate('aws', 'readiness', nlb(), { readiness: { port: 'health' } });
+    const result = annotate('aws', 'readiness', nlb(), {}, notAPort('health'));
     expect(result.groups).toEqual([]);
     expect(result.warnings).toEqual(['AWS: readiness port health is not a port of the Service, so the check stays TCP']);
   });
@@ -192,7 +199,7 @@ describe('azure', () => {
   it('hideStatusPort does nothing on a Service without a status port.', () => {
     const object = fixture('service-clusterip.yaml');
     (object['spec'] as JsonObject)['type'] = 'LoadBalancer';
-    expect(merged(annotate('azure', 'tcp', object, { azure: { hideStatusPort: true } }))).toEqual({
+    expect(merged(annotate('azure', 'tcp', object, { azure: { hideStatusPort: true } }, notAPort('status-port')))).toEqual({
       'service.beta.kubernetes.io/port_80_health-probe_protocol': 'tcp',
     });
   });
@@ -212,7 +219,7 @@ describe('digitalocean', () => {
     });
   });
   it('A readiness port missing from the Service is refused with a warning.', () => {
-    const result = annotate('digitalocean', 'readiness', fixture('istio-gateway-service.yaml'), { readiness: { port: 9999 } });
+    const result = annotate('digitalocean', 'readiness', fixture('istio-gateway-service.yaml'), {}, notAPort(9999));
     expect(result.groups).toEqual([]);
     expect(result.warnings).toEqual(['DigitalOcean: readiness port 9999 is not a port of the Service, so the default check stays']);
   });

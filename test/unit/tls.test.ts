@@ -83,23 +83,51 @@ function connectTls(port: number, trusted: string, options: ConnectionOptions) {
   });
 }
 
-describe('TLS parameters', () => {
+describe.each([
+  ['an ECDSA certificate (what certs makes)', 'ECDSA'],
+  ['an RSA certificate', 'RSA'],
+] as const)('TLS parameters with %s', (_name, kind) => {
+  let port = 0;
+  let trusted = '';
+  let rsaApp: FastifyInstance | undefined;
+
+  beforeAll(async () => {
+    if (kind === 'ECDSA') {
+      port = Number(new URL(url).port);
+      trusted = ca;
+      return;
+    }
+    const rsa = generateCertificates({ dns: ['localhost'], ips: [], days: 1, caDays: 2, now: new Date(), keyAlgorithm: 'rsa' });
+    expect(new X509Certificate(rsa.tlsCert).publicKey.asymmetricKeyType).toBe('rsa');
+    rsaApp = buildWebhookApp({ policy: () => policy({ provider: 'azure' }), logger: pino({ level: 'silent' }), tls: { cert: rsa.tlsCert, key: rsa.tlsKey } });
+    await rsaApp.listen({ port: 0, host: '127.0.0.1' });
+    port = (rsaApp.server.address() as AddressInfo).port;
+    trusted = rsa.caCert;
+  });
+  afterAll(async () => {
+    await rsaApp?.close();
+  });
+
   /** handshake connects to the webhook with the given client options: the protocol and cipher, or the error. */
   const handshake = async (options: ConnectionOptions) => {
-    const { protocol, cipher, error } = await connectTls(Number(new URL(url).port), ca, options);
+    const { protocol, cipher, error } = await connectTls(port, trusted, options);
     return error === undefined ? { protocol, cipher } : { error };
   };
 
-  it.each([
-    ['AES128-SHA (RSA key exchange, CBC, SHA-1)', 'AES128-SHA'],
-    ['AES256-GCM-SHA384 (RSA key exchange, no forward secrecy)', 'AES256-GCM-SHA384'],
-    ['ECDHE-RSA-AES128-SHA (CBC, SHA-1)', 'ECDHE-RSA-AES128-SHA'],
-  ])('A TLS 1.2 client offering only %s cannot connect.', async (_name, ciphers) => {
+  it.each(
+    kind === 'RSA'
+      ? [
+          ['AES128-SHA (RSA key exchange, CBC, SHA-1)', 'AES128-SHA'],
+          ['AES256-GCM-SHA384 (RSA key exchange, no forward secrecy)', 'AES256-GCM-SHA384'],
+          ['ECDHE-RSA-AES128-SHA (CBC, SHA-1)', 'ECDHE-RSA-AES128-SHA'],
+        ]
+      : [['ECDHE-ECDSA-AES128-SHA (CBC, SHA-1)', 'ECDHE-ECDSA-AES128-SHA']],
+  )('A TLS 1.2 client offering only %s cannot connect.', async (_cipher, ciphers) => {
     const result = await handshake({ maxVersion: 'TLSv1.2', ciphers });
     expect(result.error).toMatch(/handshake failure|no shared cipher|alert/i);
   });
 
-  it.each([['ECDHE-RSA-AES128-GCM-SHA256'], ['ECDHE-RSA-AES256-GCM-SHA384'], ['ECDHE-RSA-CHACHA20-POLY1305']])('A TLS 1.2 client offering only %s connects with it.', async (ciphers) => {
+  it.each([[`ECDHE-${kind}-AES128-GCM-SHA256`], [`ECDHE-${kind}-AES256-GCM-SHA384`], [`ECDHE-${kind}-CHACHA20-POLY1305`]])('A TLS 1.2 client offering only %s connects with it.', async (ciphers) => {
     expect(await handshake({ maxVersion: 'TLSv1.2', ciphers })).toEqual({ protocol: 'TLSv1.2', cipher: ciphers });
   });
 
@@ -152,7 +180,7 @@ describe('the TLS material module (src/tls/material.ts)', () => {
       expect(await connectTls(port, trusted, {})).toEqual({ protocol: 'TLSv1.3', cipher: expect.any(String), fingerprint: new X509Certificate(two.tlsCert).fingerprint256 });
       expect((await connectTls(port, trusted, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' })).error).toBeDefined();
       expect((await connectTls(port, trusted, { maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA' })).error).toMatch(/handshake failure|no shared cipher|alert/i);
-      expect(await connectTls(port, trusted, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).toMatchObject({ protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES128-GCM-SHA256' });
+      expect(await connectTls(port, trusted, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).toMatchObject({ protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
     } finally {
       await swapped.close();
     }
