@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fixture } from '../support/fixtures.js';
 import { runCli } from '../support/cli.js';
 import { cluster } from '../support/cluster.js';
-import { ensureNamespace } from '../support/webhook.js';
+import { ensureNamespace, registerWebhook, unregisterWebhook, type Overlay } from '../support/webhook.js';
 
 const AZ = 'service.beta.kubernetes.io/';
 const ALB = 'alb.ingress.kubernetes.io/';
@@ -157,5 +157,78 @@ describe('audit with an AWS ALB policy (aws.alb: true) against the real API serv
 
     const again = await runCli(['audit', '--policy', albPolicy, '-n', ns], '', env);
     expect(again).toEqual({ code: 0, stdout: 'nothing to change in 2 objects\n', stderr: '' });
+  });
+});
+
+describe('audit --as-webhook, as the heal job runs it, against the real API server', () => {
+  const svc = (name: string, namespace: string) => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace },
+    spec: { type: 'LoadBalancer', selector: { app: name }, ports: [{ name: 'http', port: 80, appProtocol: 'http' }] },
+  });
+  const warnPolicy = join(dir, 'warn.yaml');
+  // Registrations that no webhook answers (failurePolicy Ignore admits everything unannotated),
+  // with each overlay's own namespaceSelector.
+  const registrations = { 'opt-in': 'lbp-heal-opt-in', 'cluster-wide': 'lbp-heal-cluster-wide' } as const;
+  const names = (stdout: string) =>
+    stdout
+      .trim()
+      .split('\n')
+      .slice(1, -1)
+      .map((r) => r.split(/\s+/).slice(0, 3).join('/'))
+      .filter((r) => r.startsWith('heal-'));
+
+  beforeAll(async () => {
+    writeFileSync(warnPolicy, 'provider: azure\nmode: warn\n');
+    for (const [overlay, name] of Object.entries(registrations)) {
+      await registerWebhook(k.kubectl, k.binDir, overlay as Overlay, { name, url: 'https://127.0.0.1:1/mutate', caBundle: '', failurePolicy: 'Ignore' });
+    }
+    await ensureNamespace(k.kubectl, 'heal-in', { 'lb-probe-webhook/enabled': 'true' });
+    await ensureNamespace(k.kubectl, 'heal-out');
+    await ensureNamespace(k.kubectl, 'heal-off', { 'lb-probe-webhook/enabled': 'false' });
+    await k.apply([svc('a', 'heal-in'), svc('b', 'heal-out'), svc('c', 'heal-off')]);
+  });
+
+  afterAll(async () => {
+    for (const name of Object.values(registrations)) await unregisterWebhook(k.kubectl, name);
+  });
+
+  it('with the opt-in registration lists only the Services of namespaces labelled enabled.', async () => {
+    const { code, stdout, stderr } = await runCli(['audit', '--policy', policyFile, '--as-webhook', registrations['opt-in']], '', env);
+    expect(stderr).toBe('');
+    expect([...new Set(names(stdout))]).toEqual(['heal-in/Service/a']);
+    expect(code).toBe(1);
+  });
+
+  it('with the cluster-wide registration lists every namespace but those labelled false.', async () => {
+    const { code, stdout } = await runCli(['audit', '--policy', policyFile, '--as-webhook', registrations['cluster-wide']], '', env);
+    expect([...new Set(names(stdout))].sort()).toEqual(['heal-in/Service/a', 'heal-out/Service/b']);
+    expect(code).toBe(1);
+  });
+
+  it('with a policy in warn mode changes nothing, as the webhook would not, where plain audit would.', async () => {
+    const asWebhook = await runCli(['audit', '--policy', warnPolicy, '--fix', '--as-webhook', registrations['cluster-wide']], '', env);
+    expect(asWebhook.code).toBe(0);
+    expect(asWebhook.stdout).toMatch(/^nothing to change in \d+ objects\n$/);
+    expect((await k.get('service', 'b', 'heal-out'))?.metadata.annotations?.[`${AZ}port_80_health-probe_protocol`]).toBeUndefined();
+    const plain = await runCli(['audit', '--policy', warnPolicy, '-n', 'heal-out'], '', env);
+    expect(plain.code).toBe(1);
+  });
+
+  it('--fix fixes exactly the Services the registration selects.', async () => {
+    const fix = await runCli(['audit', '--policy', policyFile, '--fix', '--as-webhook', registrations['opt-in']], '', env);
+    expect(fix.code).toBe(0);
+    expect(fix.stdout.trim().split('\n').at(-1)).toMatch(/^fixed 1 of 1 to change \(\d+ objects scanned\)$/);
+    expect((await k.get('service', 'a', 'heal-in'))?.metadata.annotations?.[`${AZ}port_80_health-probe_protocol`]).toBe('tcp');
+    expect((await k.get('service', 'b', 'heal-out'))?.metadata.annotations?.[`${AZ}port_80_health-probe_protocol`]).toBeUndefined();
+    expect((await k.get('service', 'c', 'heal-off'))?.metadata.annotations?.[`${AZ}port_80_health-probe_protocol`]).toBeUndefined();
+  });
+
+  it('naming a registration that does not exist exits 2 with one line naming it.', async () => {
+    const { code, stderr } = await runCli(['audit', '--policy', policyFile, '--as-webhook', 'no-such-webhook'], '', env);
+    expect(code).toBe(2);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/--as-webhook: reading MutatingWebhookConfiguration no-such-webhook: .*404/);
   });
 });

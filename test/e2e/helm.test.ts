@@ -118,12 +118,18 @@ describe('helm template', () => {
     expect(kinds.filter((kind) => ['Certificate', 'Issuer'].includes(kind)).length).toBe(r.certManager ? 4 : 0);
   });
 
-  it('renders, without cert-manager, a Secret whose CA is the caBundle and has signed the serving certificate for the Service name.', async () => {
+  it('renders, without cert-manager, a Secret whose CA is the caBundle and has signed the serving certificate for the Service name, and keeps that CA with its key in a Secret of its own.', async () => {
     const objects = await helmTemplate(helm, home, 'lb-probe-webhook', 'lbp-render', chartValues(RENDERINGS[0]!));
-    const secret = objects.find((o) => o.kind === 'Secret');
+    const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'lb-probe-webhook-tls');
+    const ca = objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'lb-probe-webhook-ca');
     const config = objects.find((o) => o.kind === 'MutatingWebhookConfiguration');
     expect(config?.webhooks[0].clientConfig.caBundle).toBe(secret?.data['ca.crt']);
     expectServingPair(secret!, 'lb-probe-webhook.lbp-render.svc');
+    expect(ca?.type).toBe('kubernetes.io/tls');
+    expect(ca?.data['tls.crt']).toBe(secret?.data['ca.crt']);
+    const caCert = new X509Certificate(Buffer.from(ca?.data['tls.crt'] as string, 'base64'));
+    expect(caCert.ca).toBe(true);
+    expect(caCert.checkPrivateKey(createPrivateKey(Buffer.from(ca?.data['tls.key'] as string, 'base64')))).toBe(true);
   });
 
   it('puts the scheduling, image and disruption values into the objects, which the API server accepts.', async () => {
@@ -205,6 +211,7 @@ describe('the alerts', () => {
       'LbProbeWebhookErrors',
       'LbProbeWebhookNoReplicaReady',
       'LbProbeWebhookSlowReviews',
+      'LbProbeWebhookHealFailing',
     ]);
     for (const r of rules) expect(r.annotations.summary).toMatch(/: (renew|fix|find|check) /);
   });
@@ -214,8 +221,8 @@ describe('the chart and the kustomize overlays', () => {
   it.each(RENDERINGS)('render the same objects (mode $mode, certManager $certManager, monitoring $monitoring, alb $alb).', async (r) => {
     const chart = normalise(await helmTemplate(helm, home, 'lb-probe-webhook', 'lb-probe-webhook', chartValues(r)));
     const kustomize = normalise(kustomizeRender(k.binDir, r.mode, kustomizeComponents(r)));
-    // Only the chart can make the serving certificate itself; with kustomize the user (or cert-manager) does.
-    const extra = r.certManager ? [] : ['Secret/lb-probe-webhook/lb-probe-webhook-tls'];
+    // Only the chart can make the CA and the serving certificate itself; with kustomize the user (or cert-manager) does.
+    const extra = r.certManager ? [] : ['Secret/lb-probe-webhook/lb-probe-webhook-ca', 'Secret/lb-probe-webhook/lb-probe-webhook-tls'];
     expect(chart.map(key)).toEqual([...kustomize.map(key), ...extra].sort());
     const policyText = (objects: K8sObject[]) => objects.find((o) => o.kind === 'ConfigMap')?.data['policy.yaml'] as string;
     // With ALB the kustomize user edits the base policy the same way: provider aws, aws.alb true.
