@@ -62,7 +62,7 @@ run: node_modules ## Start the webhook locally with the default policy and gener
 	$(NPM) start
 
 .PHONY: demo
-demo: node_modules ## Real control plane + webhook + opt-in overlay + the real istiod + an Istio Gateway; Ctrl-C cleans up
+demo: node_modules ## As root: a real node, the chart from the image built here, the real istiod and an Istio Gateway; Ctrl-C cleans up
 	$(NPM) run demo
 
 BASE_IMAGE ?=

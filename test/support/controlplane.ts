@@ -284,6 +284,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     days: 2,
     caDays: 2,
     now: new Date(),
+    // RSA: the kubelet client certificate is issued under this CA with node-forge, which reads RSA keys only.
+    keyAlgorithm: 'rsa',
   });
   writeFileSync(join(dir, 'apiserver.crt'), serving.tlsCert);
   writeFileSync(join(dir, 'apiserver.key'), serving.tlsKey, { mode: 0o600 });

@@ -31,11 +31,16 @@ export type Change =
 /** sysctlPath is the /proc/sys file of a dotted sysctl key. */
 export const sysctlPath = (key: string): string => join('/proc/sys', ...key.split('.'));
 
-/** processStart is a process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it is gone. */
+/**
+ * processStart is a process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or
+ * undefined when it is gone. A zombie counts as gone: it has ended, and only its parent (often this
+ * very process, busy undoing) can reap it.
+ */
 export function processStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' ? undefined : fields[19];
   } catch {
     return undefined;
   }
