@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 /** JOURNAL_DIR holds the journal; on disk, not in /run, so that what a killed run left behind on disk is found too. */
 export const JOURNAL_DIR = '/var/tmp/lb-probe-webhook-node';
-const JOURNAL = join(JOURNAL_DIR, 'journal.jsonl');
+const journalFile = (dir: string) => join(dir, 'journal.jsonl');
 
 /** Change is one host change and what undoes it. */
 export type Change =
@@ -229,17 +229,20 @@ function tablesOf(rules: string): Set<string> {
 /** HostJournal records changes before they are made and undoes them all, last first. */
 export class HostJournal {
   private readonly changes: Change[] = [];
+  private readonly file: string;
 
-  constructor() {
-    mkdirSync(JOURNAL_DIR, { recursive: true });
-    if (existsSync(JOURNAL)) throw new Error(`${JOURNAL} exists: call HostJournal.recover() first`);
-    writeFileSync(JOURNAL, '');
+  /** The journal lives in dir (JOURNAL_DIR unless a test gives its own); a journal left there must be recovered first. */
+  constructor(dir = JOURNAL_DIR) {
+    mkdirSync(dir, { recursive: true });
+    this.file = journalFile(dir);
+    if (existsSync(this.file)) throw new Error(`${this.file} exists: call HostJournal.recover() first`);
+    writeFileSync(this.file, '');
   }
 
   /** record writes a change to the journal; call it before making the change. */
   record(change: Change): void {
     this.changes.push(change);
-    appendFileSync(JOURNAL, `${JSON.stringify(change)}\n`);
+    appendFileSync(this.file, `${JSON.stringify(change)}\n`);
   }
 
   /** recordProcess records a process that was started, by pid and start time. */
@@ -249,48 +252,31 @@ export class HostJournal {
     if (start !== undefined) this.record({ kind: 'process', pid, start, name });
   }
 
-  /** setSysctl records a sysctl's value and then sets it. */
-  setSysctl(key: string, value: string): void {
-    this.record({ kind: 'sysctl', key, value: readFileSync(sysctlPath(key), 'utf8').trim() });
-    writeFileSync(sysctlPath(key), value);
-  }
-
-  /** makeDir creates a directory (and its missing parents), recording the topmost one it creates. */
-  makeDir(path: string): void {
-    if (existsSync(path)) return;
-    const parts = path.split('/').filter(Boolean);
-    let first = '';
-    for (let i = 1; i <= parts.length; i++) {
-      first = `/${parts.slice(0, i).join('/')}`;
-      if (!existsSync(first)) break;
-    }
-    this.record({ kind: 'dir', path: first });
-    mkdirSync(path, { recursive: true });
-  }
-
   /** undoAll undoes every change, last first, and removes the journal; it throws naming what could not be undone. */
   undoAll(): void {
-    HostJournal.replay(this.changes);
+    HostJournal.replay(this.changes, this.file);
   }
 
-  /** recover undoes what a previous run journaled and never undid (it was killed); it returns how many changes it undid. */
-  static recover(): number {
-    if (!existsSync(JOURNAL)) return 0;
-    const changes = readFileSync(JOURNAL, 'utf8')
+  /** recover undoes what a previous run journaled in dir and never undid (it was killed); it returns how many changes it undid. */
+  static recover(dir = JOURNAL_DIR): number {
+    const file = journalFile(dir);
+    if (!existsSync(file)) return 0;
+    const changes = readFileSync(file, 'utf8')
       .split('\n')
       .filter(Boolean)
       .flatMap((line) => {
         try {
           return [JSON.parse(line) as Change];
         } catch {
+          // The last line of a run killed while writing it; that change was never made.
           return [];
         }
       });
-    HostJournal.replay(changes);
+    HostJournal.replay(changes, file);
     return changes.length;
   }
 
-  private static replay(changes: readonly Change[]): void {
+  private static replay(changes: readonly Change[], file: string): void {
     const failures: string[] = [];
     for (const change of [...changes].reverse()) {
       try {
@@ -299,8 +285,8 @@ export class HostJournal {
         failures.push(`${change.kind}: ${(err as Error).message}`);
       }
     }
-    if (failures.length > 0) throw new Error(`the host could not be fully restored (journal kept in ${JOURNAL}):\n${failures.join('\n')}`);
-    unlinkSync(JOURNAL);
+    if (failures.length > 0) throw new Error(`the host could not be fully restored (journal kept in ${file}):\n${failures.join('\n')}`);
+    unlinkSync(file);
   }
 }
 
