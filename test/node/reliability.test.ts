@@ -27,10 +27,10 @@ async function during(name: string, event: () => Promise<void>): Promise<ChurnRe
   await node.run(['label', 'namespace', namespace, 'lb-probe-webhook/enabled=true']);
   const churn = startChurn(access, { namespace, perSecond: RATE, prefix: name, annotation: PROBE });
   // Churn before the event: the webhook is under load when it happens.
-  await new Promise((r) => setTimeout(r, 3000));
+  await new Promise((r) => setTimeout(r, 2000));
   await event();
   // And after it: the endpoints and kube-proxy's rules have settled.
-  await new Promise((r) => setTimeout(r, 5000));
+  await new Promise((r) => setTimeout(r, 3000));
   const result = await churn.stop();
   console.log(
     `node: ${name}: ${result.creates} creates and ${result.updates} updates in ${result.seconds.toFixed(1)} s ` +

@@ -209,6 +209,7 @@ function kubeletConfig(dir: string, caFile: string, socket: string, port: number
 
 /** startNode starts a control plane and a node that joins it, Ready, with kube-proxy's rules in place. */
 export async function startNode(options: { readonly images?: readonly string[] } = {}): Promise<RunningNode> {
+  if (process.getuid?.() !== 0) throw new Error('the real node needs root: a kubelet and containerd mount, set cgroups, sysctls and iptables (docs/development.md, "The real node")');
   const tools = ensureNodeToolchain();
   const lock = await hostLock();
   const recovered = HostJournal.recover();
