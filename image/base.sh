@@ -160,4 +160,10 @@ if ! have "$BUILD_IMAGE"; then
     --workingdir / --env PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin --cmd '["node"]'
 fi
 
+# Older bases (other package versions, another Node) are of no more use: untag them.
+for repository in localhost/lb-probe-webhook-base localhost/lb-probe-webhook-build; do
+  buildah_ images --noheading --format '{{.Name}}:{{.Tag}}' --filter "reference=$repository" 2>/dev/null \
+    | grep -vxF -e "$RUNTIME_IMAGE" -e "$BUILD_IMAGE" | while read -r old; do buildah_ rmi "$old" >/dev/null 2>&1 || true; done
+done
+
 print

@@ -47,8 +47,21 @@ function imageSize(name: string): number {
   return Math.round(Number(match[1]) * (UNITS[match[2] as string] ?? NaN));
 }
 
+/**
+ * STORE_LIMIT_BYTES bounds the suite's buildah store. Each source change leaves the layers of the
+ * previous build behind; past this size they go (buildah rmi --prune), and the next build makes the
+ * cached steps (the bases, npm ci) again, about two minutes.
+ */
+const STORE_LIMIT_BYTES = 6 * 2 ** 30;
+
+function storeBytes(): number {
+  const out = spawnSync('du', ['-sb', IMAGE_STORE.root], { encoding: 'utf8' });
+  return out.status === 0 ? Number(out.stdout.split('\t')[0]) : 0;
+}
+
 /** buildImage builds the Dockerfile as repository:tag and writes it as a docker-archive to archive. */
 export function buildImage(repository: string, tag: string, archive: string): BuiltImage {
+  if (storeBytes() > STORE_LIMIT_BYTES) buildah(['rmi', '--prune']);
   const name = `${repository}:${tag}`;
   const env = { ...process.env, BASE_IMAGE: 'local', BUILDER: 'buildah', BUILDAH_ROOT: IMAGE_STORE.root, BUILDAH_RUNROOT: IMAGE_STORE.runroot };
   const started = Date.now();
