@@ -161,7 +161,7 @@ describe('the import structure of test/ and bench/', () => {
 
   it('finds the harness in test/support/ and its users in every test folder and bench/, so the checks below look at something.', () => {
     const users = new Set(outside.filter(([module, { imports }]) => areaOf(module) !== 'test/support' && imports.some((t) => areaOf(t) === 'test/support')).map(([module]) => areaOf(module)));
-    expect([...users].sort()).toEqual(['bench', 'test/conformance', 'test/e2e', 'test/unit']);
+    expect([...users].sort()).toEqual(['bench', 'test/conformance', 'test/e2e', 'test/node', 'test/unit']);
     expect(graph.get('bench/run.ts')?.imports).toContain('test/support/controlplane.ts');
   });
 
