@@ -5,9 +5,9 @@
  */
 import { ApiException, KubeConfig, KubernetesObjectApi, Observable, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { auditObject, formatTable, type AuditFinding } from '../audit/plan.js';
-import { namespaceSelectorOf } from '../audit/scope.js';
+import { lastWritten, namespaceSelectorOf, objectSelectorOf } from '../audit/scope.js';
 import { WARNING_PREFIX } from '../decision/decide.js';
-import { objectAt, stringAt, type JsonObject } from '../core/json.js';
+import { objectAt, stringAt, stringMap, type JsonObject } from '../core/json.js';
 import { GATEWAY_GROUP } from '../core/target.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -196,10 +196,11 @@ export async function runAudit(args: ParsedArgs, io: Io): Promise<number> {
   const server = kc.getCurrentCluster()?.server ?? 'the API server';
   const api = AuditApi.make(kc, timeoutMs);
 
-  // --as-webhook NAME: decide as the webhook registered by that configuration would, in the
-  // namespaces it selects and in the policy's own mode (warn changes nothing): the heal job's view.
+  // --as-webhook NAME: decide as the webhook registered by that configuration would: only objects it
+  // was sent (written since the registration exists, in the namespaces and with the labels it
+  // selects) and in the policy's own mode (warn changes nothing). The heal job's view.
   const asWebhook = args.string('as-webhook');
-  let scope: Set<string> | undefined;
+  let scope: { namespaces: Set<string>; objects: (labels: Readonly<Record<string, string>>) => boolean; since: number } | undefined;
   if (asWebhook !== undefined) {
     let configuration: JsonObject;
     try {
@@ -209,8 +210,11 @@ export async function runAudit(args: ParsedArgs, io: Io): Promise<number> {
       throw apiError(`--as-webhook: reading MutatingWebhookConfiguration ${asWebhook}`, err, timeoutMs, server);
     }
     const selector = namespaceSelectorOf(configuration, asWebhook);
+    const objects = objectSelectorOf(configuration, asWebhook);
+    const since = Date.parse(stringAt(objectAt(configuration, 'metadata'), 'creationTimestamp') ?? '');
     try {
-      scope = new Set((await listAll(api, 'Namespace', undefined, maxPages, selector)).map((n) => stringAt(objectAt(n, 'metadata'), 'name') ?? ''));
+      const namespaces = new Set((await listAll(api, 'Namespace', undefined, maxPages, selector)).map((n) => stringAt(objectAt(n, 'metadata'), 'name') ?? ''));
+      scope = { namespaces, objects, since: Number.isNaN(since) ? 0 : since };
     } catch (err: unknown) {
       if (err instanceof WebhookError) throw err;
       throw apiError(`listing the namespaces of MutatingWebhookConfiguration ${asWebhook} (${selector || 'all'})`, err, timeoutMs, server);
@@ -219,6 +223,7 @@ export async function runAudit(args: ParsedArgs, io: Io): Promise<number> {
 
   const findings: AuditFinding[] = [];
   let scanned = 0;
+  let predating = 0;
   for (const kind of policy.kinds) {
     let objects: JsonObject[];
     try {
@@ -231,7 +236,13 @@ export async function runAudit(args: ParsedArgs, io: Io): Promise<number> {
       if (err instanceof WebhookError) throw err;
       throw apiError(`listing ${kind}s`, err, timeoutMs, server);
     }
-    if (scope !== undefined) objects = objects.filter((o) => scope.has(stringAt(objectAt(o, 'metadata'), 'namespace') ?? ''));
+    if (scope !== undefined) {
+      const { namespaces, objects: selected, since } = scope;
+      objects = objects.filter((o) => namespaces.has(stringAt(objectAt(o, 'metadata'), 'namespace') ?? '') && selected(stringMap(objectAt(o, 'metadata')?.['labels'])));
+      const sent = objects.filter((o) => (lastWritten(o) ?? 0) >= since);
+      predating += objects.length - sent.length;
+      objects = sent;
+    }
     scanned += objects.length;
     for (const object of objects) {
       const finding = auditObject(object, policy, { policyMode: asWebhook !== undefined });
@@ -286,6 +297,12 @@ export async function runAudit(args: ParsedArgs, io: Io): Promise<number> {
     if (findings.length === 0) io.stdout.write(`nothing to change in ${objects}\n`);
     else if (fix) io.stdout.write(`fixed ${fixed.size} of ${findings.length} to change (${objects} scanned)\n`);
     else io.stdout.write(`would change ${findings.length} of ${objects}\n`);
+  }
+  if (predating > 0) {
+    const them = predating === 1 ? '1 object' : `${predating} objects`;
+    io.stderr.write(
+      `lb-probe-webhook audit: ${them} selected by MutatingWebhookConfiguration ${asWebhook} ${predating === 1 ? 'was' : 'were'} last written before it existed, so the webhook never saw ${predating === 1 ? 'it' : 'them'}: left alone (adopt them with audit --fix, without --as-webhook)\n`,
+    );
   }
   for (const failure of failures) io.stderr.write(`lb-probe-webhook audit: ${failure}\n`);
   for (const f of findings) for (const w of f.warnings) io.stderr.write(`lb-probe-webhook audit: ${f.kind} ${f.namespace}/${f.name}: ${w.replace(WARNING_PREFIX, '')}\n`);

@@ -120,7 +120,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         name: 'as-webhook',
         type: 'string',
         value: 'NAME',
-        help: 'Decide as the webhook of MutatingWebhookConfiguration NAME would: only in the namespaces it selects, in the policy’s own mode (the heal job)',
+        help: 'Decide as the webhook of MutatingWebhookConfiguration NAME would: only objects written since it exists, in the namespaces and with the labels it selects, in the policy’s own mode (the heal job)',
       },
     ],
     examples: [

@@ -348,6 +348,66 @@ describe('helm install on the control plane, then a Service in a selected namesp
   });
 });
 
+describe("the chart's own CA, kept in Secret <name>-ca, across upgrades", () => {
+  const release = 'lbp-ca';
+  const namespace = 'lbp-helm-ca';
+  const fullname = 'lbp-ca-lb-probe-webhook';
+  const get = async (name: string) => k.get('secret', name, namespace);
+  const caBundle = async () => (await k.get('mutatingwebhookconfiguration', fullname))!.webhooks[0].clientConfig.caBundle as string;
+  const cert = (b64: string) => new X509Certificate(Buffer.from(b64, 'base64'));
+  const upgrade = (...set: string[]) => helm(['upgrade', release, CHART, '--namespace', namespace, '--reuse-values', ...set.flatMap((v) => ['--set', v])]);
+
+  beforeAll(async () => {
+    await ensureNamespace(k.kubectl, namespace);
+    // A CA of 400 days under a serving certificate of ten years: the serving certificate must end with the CA.
+    await run(helm(['install', release, CHART, '--namespace', namespace, '--set', 'tls.caValidityDays=400', '--set', 'heal.enabled=false']), 'helm install');
+  });
+  afterAll(async () => {
+    await helm(['uninstall', release, '--namespace', namespace]);
+  });
+
+  it('signs the serving certificate with the kept CA and never past the CA expiry, and records that expiry on the CA Secret.', async () => {
+    const ca = (await get(`${fullname}-ca`))!;
+    const tls = (await get(`${fullname}-tls`))!;
+    expect(tls.data['ca.crt']).toBe(ca.data['tls.crt']);
+    expect(cert(tls.data['tls.crt']).checkIssued(cert(ca.data['tls.crt']))).toBe(true);
+    expect(cert(tls.data['tls.crt']).validToDate.getTime()).toBeLessThanOrEqual(cert(ca.data['tls.crt']).validToDate.getTime());
+    expect(Math.abs(Date.parse(ca.metadata.annotations['lb-probe-webhook.io/not-after']) - cert(ca.data['tls.crt']).validToDate.getTime())).toBeLessThan(5000);
+  });
+
+  it('renews the serving certificate under the same CA when its Secret is deleted, and the caBundle stays as it was.', async () => {
+    const before = (await get(`${fullname}-tls`))!;
+    const bundle = await caBundle();
+    await k.kubectl(['delete', 'secret', `${fullname}-tls`, '-n', namespace]);
+    await run(upgrade(), 'helm upgrade');
+    const after = (await get(`${fullname}-tls`))!;
+    expect(after.data['tls.crt']).not.toBe(before.data['tls.crt']);
+    expect(after.data['ca.crt']).toBe(before.data['ca.crt']);
+    expect(cert(after.data['tls.crt']).checkIssued(cert(after.data['ca.crt']))).toBe(true);
+    expect(await caBundle()).toBe(bundle);
+  });
+
+  it('refuses, naming both Secrets, to sign with a CA that expires within 30 days.', async () => {
+    await k.kubectl(['annotate', 'secret', `${fullname}-ca`, '-n', namespace, '--overwrite', `lb-probe-webhook.io/not-after=${new Date(Date.now() + 10 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z')}`]);
+    await k.kubectl(['delete', 'secret', `${fullname}-tls`, '-n', namespace]);
+    const out = await upgrade();
+    expect(out.code).toBe(1);
+    expect(out.stderr).toMatch(new RegExp(`the chart's CA \\(Secret ${namespace}/${fullname}-ca\\) expires in \\d+ days, too soon to sign a serving certificate with: delete Secrets ${fullname}-ca and ${fullname}-tls and run helm upgrade again`));
+  });
+
+  it('keeps the serving certificate of an install from before the chart kept its CA, and adds no CA Secret it has no key for.', async () => {
+    // As such an install: a serving certificate and its CA, no <name>-ca.
+    await k.kubectl(['delete', 'secret', `${fullname}-ca`, '-n', namespace]);
+    await run(upgrade(), 'helm upgrade (a new CA and serving certificate)');
+    await k.kubectl(['delete', 'secret', `${fullname}-ca`, '-n', namespace]);
+    const before = (await get(`${fullname}-tls`))!;
+    await run(upgrade(), 'helm upgrade');
+    expect((await get(`${fullname}-tls`))!.data).toEqual(before.data);
+    expect(await get(`${fullname}-ca`)).toBeUndefined();
+    expect(await caBundle()).toBe(before.data['ca.crt']);
+  });
+});
+
 describe('helm install with aws.alb on the control plane, then ALB backend Services in a selected namespace', () => {
   const release = 'lbp-alb';
   const namespace = 'lbp-helm-alb';

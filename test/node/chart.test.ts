@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../support/controlplane.js';
 import { ensureIstiod, installIstioPrerequisites, startIstiod, type Istiod } from '../support/istiod.js';
-import { installChart, NAMESPACE, nodeCluster, uninstallChart, waitReady, webhookPods, type WebhookPod } from '../support/nodecluster.js';
+import { installChart, NAMESPACE, nodeCluster, uninstallChart, waitMutating, waitReady, webhookPods, type WebhookPod } from '../support/nodecluster.js';
 
 const node = nodeCluster();
 const PROBE = 'service.beta.kubernetes.io/port_80_health-probe_protocol';
@@ -26,6 +26,7 @@ beforeAll(async () => {
   pods = await waitReady(node);
   await node.run(['create', 'namespace', 'apps']);
   await node.run(['label', 'namespace', 'apps', 'lb-probe-webhook/enabled=true']);
+  await waitMutating(node, 'apps');
 });
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
 import { tempDir } from '../support/controlplane.js';
-import { NAMESPACE, nodeCluster, RELEASE, waitReady } from '../support/nodecluster.js';
+import { NAMESPACE, nodeCluster, RELEASE, waitMutating, waitReady } from '../support/nodecluster.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const node = nodeCluster();
@@ -40,6 +40,7 @@ describe.each([
     const namespace = `apps-${overlay}`;
     await node.run(['create', 'namespace', namespace]);
     for (const [key, value] of Object.entries(labels)) await node.run(['label', 'namespace', namespace, `${key}=${value}`]);
+    await waitMutating(node, namespace);
     const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace }, spec: { type: 'LoadBalancer', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, appProtocol: 'http' }] } };
     await node.run(['create', '-f', '-'], JSON.stringify(service));
     const stored = await node.json(['get', 'service', 'web', '-n', namespace]);

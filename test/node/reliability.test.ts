@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/controlplane.js';
 import { apiAccessFrom, apiCall, startChurn, type ApiAccess, type ChurnResult } from '../support/churn.js';
 import { CHART } from '../support/helm.js';
-import { installChart, NAMESPACE, nodeCluster, RELEASE, uninstallChart, waitReady, webhookPods, type WebhookPod } from '../support/nodecluster.js';
+import { installChart, NAMESPACE, nodeCluster, RELEASE, uninstallChart, waitMutating, waitReady, webhookPods, type WebhookPod } from '../support/nodecluster.js';
 
 const node = nodeCluster();
 const PROBE = 'service.beta.kubernetes.io/port_80_health-probe_protocol';
@@ -25,13 +25,18 @@ async function during(name: string, event: () => Promise<void>): Promise<ChurnRe
   const namespace = `churn-${name}`;
   await node.run(['create', 'namespace', namespace]);
   await node.run(['label', 'namespace', namespace, 'lb-probe-webhook/enabled=true']);
+  await waitMutating(node, namespace);
   const churn = startChurn(access, { namespace, perSecond: RATE, prefix: name, annotation: PROBE });
-  // Churn before the event: the webhook is under load when it happens.
-  await new Promise((r) => setTimeout(r, 2000));
-  await event();
-  // And after it: the endpoints and kube-proxy's rules have settled.
-  await new Promise((r) => setTimeout(r, 3000));
-  const result = await churn.stop();
+  let result: ChurnResult;
+  try {
+    // Churn before the event: the webhook is under load when it happens.
+    await new Promise((r) => setTimeout(r, 2000));
+    await event();
+    // And after it: the endpoints and kube-proxy's rules have settled.
+    await new Promise((r) => setTimeout(r, 3000));
+  } finally {
+    result = await churn.stop();
+  }
   console.log(
     `node: ${name}: ${result.creates} creates and ${result.updates} updates in ${result.seconds.toFixed(1)} s ` +
       `(${((result.creates + result.updates) / result.seconds).toFixed(1)}/s), ${result.errors.length} failed, ` +
@@ -74,7 +79,8 @@ function servedCertificate(ip: string): Promise<string> {
 
 beforeAll(async () => {
   access = apiAccessFrom(node.kubeconfig);
-  await installChart(node);
+  // No heal job here: it would annotate what the webhook missed before the churn reads it back.
+  await installChart(node, { heal: { enabled: false } });
   await waitReady(node);
 });
 

@@ -94,7 +94,7 @@ export interface ChurnResult {
   /** late counts the requests not sent because MAX_IN_FLIGHT requests were still waiting. */
   readonly late: number;
   readonly seconds: number;
-  /** unannotated names the Services read back without the annotation. */
+  /** unannotated names the writes answered without the annotation, then the Services read back without it. */
   readonly unannotated: readonly string[];
   /** checked is how many Services were read back. */
   readonly checked: number;
@@ -129,6 +129,7 @@ export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
   const agent = new Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
   const base = `/api/v1/namespaces/${options.namespace}/services`;
   const created: string[] = [];
+  const toUpdate: string[] = [];
   const errors: string[] = [];
   const inFlight = new Set<Promise<void>>();
   let creates = 0;
@@ -138,12 +139,19 @@ export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
   const started = Date.now();
 
   const latencies: number[] = [];
+  const unannotatedWrites: string[] = [];
   const track = (what: string, call: Promise<ApiResponse>, ok: (r: ApiResponse) => void): void => {
     const sentAt = Date.now();
     const done = call.then((response) => {
       latencies.push(Date.now() - sentAt);
-      if (response.status >= 200 && response.status < 300) ok(response);
-      else errors.push(`${what}: ${response.status} ${typeof response.body === 'string' ? response.body : (response.body?.message ?? JSON.stringify(response.body))}`);
+      if (response.status < 200 || response.status >= 300) {
+        errors.push(`${what}: ${response.status} ${typeof response.body === 'string' ? response.body : (response.body?.message ?? JSON.stringify(response.body))}`);
+        return;
+      }
+      // The API server answers with the object as stored, after mutating admission: each write is
+      // checked on its own, so a later write cannot hide one the webhook missed.
+      if (response.body?.metadata?.annotations?.[options.annotation] === undefined) unannotatedWrites.push(what);
+      ok(response);
     });
     inFlight.add(done);
     void done.finally(() => inFlight.delete(done));
@@ -157,10 +165,14 @@ export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
     }
     if (tick % 2 === 1 || created.length === 0) {
       const name = `${options.prefix}-${creates++}`;
-      track(`create ${name}`, apiCall(access, agent, 'POST', base, loadBalancerService(name)), () => created.push(name));
+      track(`create ${name}`, apiCall(access, agent, 'POST', base, loadBalancerService(name)), () => {
+        created.push(name);
+        toUpdate.push(name);
+      });
     } else {
       // An update that takes the annotation away (and changes a label): the webhook must put it back.
-      const name = created[updates % created.length] as string;
+      // Each goes to the oldest Service not updated yet, so the updates spread over all of them.
+      const name = (toUpdate.shift() ?? created[updates % created.length]) as string;
       updates++;
       const patch = { metadata: { labels: { 'lb-probe-webhook.test/round': String(tick) }, annotations: { [options.annotation]: null } } };
       track(`update ${name}`, apiCall(access, agent, 'PATCH', `${base}/${name}`, patch, 'application/merge-patch+json'), () => undefined);
@@ -177,14 +189,14 @@ export function startChurn(access: ApiAccess, options: ChurnOptions): Churn {
       clearInterval(timer);
       const seconds = (Date.now() - started) / 1000;
       while (inFlight.size > 0) await Promise.all([...inFlight]);
-      const unannotated: string[] = [];
+      const unannotated: string[] = [...unannotatedWrites];
       const list = await apiCall(access, agent, 'GET', `${base}?labelSelector=${encodeURIComponent('lb-probe-webhook.test/churn=true')}`);
       const stored = new Map<string, any>((list.status === 200 ? (list.body.items as any[]) : []).map((item) => [item.metadata.name as string, item]));
       if (list.status !== 200) errors.push(`list ${base}: ${list.status}`);
       for (const name of created) {
         const item = stored.get(name);
         if (item === undefined) errors.push(`read ${name}: not found`);
-        else if (item.metadata?.annotations?.[options.annotation] === undefined) unannotated.push(name);
+        else if (item.metadata?.annotations?.[options.annotation] === undefined) unannotated.push(`read ${name}`);
       }
       agent.destroy();
       latencies.sort((a, b) => a - b);

@@ -203,8 +203,6 @@ export interface ControlPlane extends ControlPlaneInfo {
   readonly kubectl: Kubectl;
   /** ca is the CA of the API server's serving certificate, which also signs the kubelet client certificate. */
   readonly ca: { readonly certPem: string; readonly keyPem: string };
-  /** pids are the process ids of etcd and kube-apiserver. */
-  readonly pids: readonly number[];
   /** tokens are the bearer tokens of the users asked for in ControlPlaneOptions.users, by user name. */
   readonly tokens: ReadonlyMap<string, string>;
   /** kubeconfigFor writes a kubeconfig for one of those users and returns its path. */
@@ -229,6 +227,8 @@ export interface ControlPlaneOptions {
   readonly users?: readonly ControlPlaneUser[];
   /** node adds the Node authorizer and a client certificate for the API server's calls to the kubelet (logs, exec). */
   readonly node?: boolean;
+  /** onSpawn is told of each process as soon as it is started (the node's host journal records it). */
+  readonly onSpawn?: (pid: number | undefined, name: string) => void;
 }
 
 /** kubeletClientCertificate issues the API server's client certificate for the kubelet (system:masters) under the CA. */
@@ -277,6 +277,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ],
     join(dir, 'etcd.log'),
   );
+  options.onSpawn?.(etcd.pid, 'etcd');
 
   const serving = generateCertificates({
     dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
@@ -340,6 +341,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ],
     join(dir, 'kube-apiserver.log'),
   );
+  options.onSpawn?.(apiserver.pid, 'kube-apiserver');
 
   await waitFor(`kube-apiserver (logs: ${logs})`, 120_000, async () => {
     if (etcd.exitCode !== null || apiserver.exitCode !== null) throw new Error(`a control plane process exited; see ${logs}`);
@@ -379,7 +381,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     binDir: toolchain.binDir,
     kubectl,
     ca: { certPem: serving.caCert, keyPem: serving.caKey },
-    pids: [etcd.pid, apiserver.pid].filter((pid): pid is number => pid !== undefined),
     tokens,
     kubeconfigFor(user) {
       const userToken = tokens.get(user);

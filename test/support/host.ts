@@ -19,9 +19,9 @@ const journalFile = (dir: string) => join(dir, 'journal.jsonl');
 /** Change is one host change and what undoes it. */
 export type Change =
   | { readonly kind: 'link'; readonly name: string }
-  | { readonly kind: 'dir'; readonly path: string }
-  | { readonly kind: 'sysctl'; readonly key: string; readonly value: string }
-  | { readonly kind: 'iptables'; readonly family: 'ipv4' | 'ipv6'; readonly rules: string }
+  | { readonly kind: 'dir'; readonly path: string; readonly since: number }
+  | { readonly kind: 'sysctl'; readonly key: string; readonly value: string; readonly set?: string }
+  | { readonly kind: 'iptables'; readonly family: 'ipv4' | 'ipv6'; readonly tables: readonly string[] }
   | { readonly kind: 'mounts'; readonly under: string }
   | { readonly kind: 'cgroup'; readonly path: string }
   | { readonly kind: 'process'; readonly pid: number; readonly start: string; readonly name: string }
@@ -183,34 +183,80 @@ function undo(change: Change): void {
       if (out.code !== 0 && !/Cannot find device/.test(out.stderr)) throw new Error(`ip link delete ${change.name}: ${out.stderr.trim()}`);
       return;
     }
-    case 'sysctl':
-      if (existsSync(sysctlPath(change.key)) && readFileSync(sysctlPath(change.key), 'utf8').trim() !== change.value) {
-        writeFileSync(sysctlPath(change.key), change.value);
-      }
+    case 'sysctl': {
+      // Put back only what the node set: a value someone else has set since is theirs.
+      if (!existsSync(sysctlPath(change.key))) return;
+      const now = readFileSync(sysctlPath(change.key), 'utf8').trim();
+      if (now !== change.value && (change.set === undefined || now === change.set)) writeFileSync(sysctlPath(change.key), change.value);
       return;
+    }
     case 'iptables': {
+      // Only Kubernetes' own chains and the rules that jump to them go (KUBE-*, CNI-*), from the rules
+      // as they are now: whatever else is there stays. A table the node made, empty after that, goes.
       const [save, restore, nftFamily] = change.family === 'ipv4' ? ['iptables-save', 'iptables-restore', 'ip'] : ['ip6tables-save', 'ip6tables-restore', 'ip6'];
       const now = run(save, []).stdout;
-      if (stripComments(now) === stripComments(change.rules)) return;
-      // A table that did not exist before is deleted (nftables keeps a table's built-in chains
-      // until the table goes); the others get their rules back.
-      const before = tablesOf(change.rules);
-      for (const table of tablesOf(now)) {
-        if (before.has(table)) continue;
+      const kept = withoutKubernetesRules(now);
+      if (kept !== now) {
+        const out = run(restore, [], kept);
+        if (out.code !== 0) throw new Error(`${restore}: ${out.stderr.trim()}`);
+      }
+      for (const [table, rules] of tableRules(kept)) {
+        if (change.tables.includes(table) || rules > 0) continue;
         const out = run('nft', ['delete', 'table', nftFamily, table]);
         if (out.code !== 0) throw new Error(`nft delete table ${nftFamily} ${table}: ${out.stderr.trim()}`);
-      }
-      if (before.size > 0) {
-        const out = run(restore, [], change.rules);
-        if (out.code !== 0) throw new Error(`${restore}: ${out.stderr.trim()}`);
       }
       return;
     }
     case 'dir':
+      // Only a directory made after the change was journaled is the node's (a later install's is not).
+      if (!existsSync(change.path) || statSync(change.path).birthtimeMs < change.since - 1000) return;
+      removeUnmounted(change.path);
+      return;
     case 'folder':
-      rmSync(change.path, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      removeUnmounted(change.path);
       return;
   }
+}
+
+/** removeUnmounted removes a folder recursively, but never through a mount: it throws while anything is mounted below it. */
+function removeUnmounted(path: string): void {
+  const mounted = mountsUnder(path);
+  if (mounted.length > 0) throw new Error(`${path} still has mounts (${mounted.slice(0, 3).join(', ')}): not removed`);
+  rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+}
+
+/** KUBERNETES_CHAIN names the chains kubelet, kube-proxy and the CNI plugins make. */
+const KUBERNETES_CHAIN = /^(KUBE|CNI)-/;
+
+/** withoutKubernetesRules drops from iptables-save output the Kubernetes chains, their rules, and every rule that jumps to one. */
+export function withoutKubernetesRules(rules: string): string {
+  return rules
+    .split('\n')
+    .filter((line) => {
+      if (line.startsWith(':')) return !KUBERNETES_CHAIN.test(line.slice(1));
+      if (!line.startsWith('-A ')) return true;
+      const words = line.split(' ');
+      if (KUBERNETES_CHAIN.test(words[1] ?? '')) return false;
+      const target = words.findIndex((w) => w === '-j' || w === '-g');
+      return !(target >= 0 && KUBERNETES_CHAIN.test(words[target + 1] ?? ''));
+    })
+    .join('\n');
+}
+
+/** tableRules counts the rules (-A lines) of each table in iptables-save output. */
+function tableRules(rules: string): Map<string, number> {
+  const tables = new Map<string, number>();
+  let table = '';
+  for (const line of rules.split('\n')) {
+    if (line.startsWith('*')) tables.set((table = line.slice(1)), 0);
+    else if (line.startsWith('-A ')) tables.set(table, (tables.get(table) ?? 0) + 1);
+  }
+  return tables;
+}
+
+/** iptablesTables lists the tables iptables-save (or ip6tables-save) shows now. */
+export function iptablesTables(family: 'ipv4' | 'ipv6'): string[] {
+  return [...tableRules(run(family === 'ipv4' ? 'iptables-save' : 'ip6tables-save', []).stdout).keys()];
 }
 
 /** stripComments drops iptables-save's comment lines (dates) and packet counters, leaving the rules. */
@@ -222,9 +268,6 @@ export function stripComments(rules: string): string {
     .join('\n');
 }
 
-function tablesOf(rules: string): Set<string> {
-  return new Set(rules.split('\n').filter((l) => l.startsWith('*')).map((l) => l.slice(1)));
-}
 
 /** HostJournal records changes before they are made and undoes them all, last first. */
 export class HostJournal {
@@ -319,8 +362,31 @@ export const WATCHED_SYSCTLS = [
   'net.netfilter.nf_conntrack_tcp_timeout_close_wait',
 ];
 
-/** WATCHED_PATHS are the host paths a kubelet and containerd create outside the folders they are given. */
-export const WATCHED_PATHS = ['/var/log/pods', '/var/log/containers', '/var/lib/kubelet', '/var/lib/cni', '/run/containerd', '/usr/libexec/kubernetes', '/etc/cni', '/opt/cni', '/opt/containerd', '/var/run/netns', '/run/netns', '/var/lib/containerd'];
+/**
+ * NODE_PATHS are the host paths the node's kubelet and containerd make outside the folders they are
+ * given (fixed in their code: the Pod log links, the CNI cache, the shims' sockets); the journal
+ * removes them when the run made them.
+ */
+export const NODE_PATHS = ['/var/log/pods', '/var/log/containers', '/var/lib/cni', '/run/containerd'];
+
+/** WATCHED_PATHS are NODE_PATHS and the other places a kubelet or containerd may write by default: the host check fails if any appears. */
+export const WATCHED_PATHS = [...NODE_PATHS, '/var/lib/kubelet', '/usr/libexec/kubernetes', '/etc/cni', '/opt/cni', '/opt/containerd', '/var/run/netns', '/run/netns', '/var/lib/containerd'];
+
+/**
+ * NODE_SYSCTL_VALUES are the values the node sets: the kubelet's kernel defaults (setupKernelTunables,
+ * protectKernelDefaults false) and the CNI bridge's forwarding. The journal puts a sysctl back only
+ * while it still holds that value.
+ */
+export const NODE_SYSCTL_VALUES: Readonly<Record<string, string>> = {
+  'vm.overcommit_memory': '1',
+  'vm.panic_on_oom': '0',
+  'kernel.panic': '10',
+  'kernel.panic_on_oops': '1',
+  'kernel.keys.root_maxkeys': '1000000',
+  'kernel.keys.root_maxbytes': '25000000',
+  'net.ipv4.ip_forward': '1',
+  'net.ipv4.conf.all.forwarding': '1',
+};
 
 /** snapshotHost reads the host state that the node could change. */
 export function snapshotHost(): HostSnapshot {

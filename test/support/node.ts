@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort, runCommand, startControlPlane, startProcess, stopChild, waitFor, type ControlPlane, type KubectlResult } from './controlplane.js';
-import { cgroupHierarchies, diffHost, HostJournal, JOURNAL_DIR, snapshotHost, WATCHED_PATHS, type HostSnapshot } from './host.js';
+import { cgroupHierarchies, diffHost, HostJournal, iptablesTables, JOURNAL_DIR, NODE_PATHS, NODE_SYSCTL_VALUES, snapshotHost, type HostSnapshot } from './host.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUILD_SCRIPT = join(ROOT, 'test/node/build.sh');
@@ -89,7 +89,9 @@ export interface RunningNode {
  */
 async function hostLock(): Promise<ChildProcess> {
   mkdirSync(JOURNAL_DIR, { recursive: true });
-  const child = spawn('flock', [join(JOURNAL_DIR, 'lock'), 'sh', '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // Its own process group: a Ctrl-C to the terminal's group must not end it (and free the node) while
+  // this process is still undoing the host changes.
+  const child = spawn('flock', [join(JOURNAL_DIR, 'lock'), 'sh', '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
   const waiting = setTimeout(() => console.log('node: waiting for another run to release the node (flock on /var/tmp/lb-probe-webhook-node/lock)'), 2000);
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject);
@@ -235,11 +237,9 @@ export async function startNode(options: { readonly images?: readonly string[] }
     const dir = mkdtempSync(join(tmpdir(), 'lbp-node-'));
     // Recorded first, undone last: the folder goes once nothing is mounted in it.
     journal.record({ kind: 'folder', path: dir });
-    for (const family of ['ipv4', 'ipv6'] as const) {
-      journal.record({ kind: 'iptables', family, rules: spawnSync(family === 'ipv4' ? 'iptables-save' : 'ip6tables-save', { encoding: 'utf8' }).stdout });
-    }
-    for (const [key, value] of Object.entries(before.sysctls)) journal.record({ kind: 'sysctl', key, value });
-    for (const path of WATCHED_PATHS) if (!before.paths[path]) journal.record({ kind: 'dir', path });
+    for (const family of ['ipv4', 'ipv6'] as const) journal.record({ kind: 'iptables', family, tables: iptablesTables(family) });
+    for (const [key, value] of Object.entries(before.sysctls)) journal.record({ kind: 'sysctl', key, value, set: NODE_SYSCTL_VALUES[key] });
+    for (const path of NODE_PATHS) if (!before.paths[path]) journal.record({ kind: 'dir', path, since: Date.now() });
     journal.record({ kind: 'mounts', under: dir });
     journal.record({ kind: 'cgroup', path: CGROUP_ROOT });
     // The kubelet wants its cgroup root to exist in every hierarchy; a v1 cpuset cgroup takes no
@@ -261,6 +261,7 @@ export async function startNode(options: { readonly images?: readonly string[] }
     const controlPlane = await startControlPlane({
       address: NODE_IP,
       node: true,
+      onSpawn: (pid, name) => journal.recordProcess(pid, name),
       users: [
         { name: `system:node:${NODE_NAME}`, groups: ['system:nodes'] },
         { name: 'system:kube-controller-manager' },
@@ -268,7 +269,6 @@ export async function startNode(options: { readonly images?: readonly string[] }
         { name: 'system:kube-proxy' },
       ],
     });
-    for (const pid of controlPlane.pids) journal.recordProcess(pid, 'control plane');
     const caFile = join(controlPlane.dir, 'ca.crt');
     const log = (name: string) => join(dir, `${name}.log`);
     const started: ChildProcess[] = [];

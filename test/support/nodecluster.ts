@@ -110,3 +110,21 @@ export async function waitReady(node: NodeCluster, replicas = 2, namespace = NAM
   });
   return pods;
 }
+
+/**
+ * waitMutating waits until the webhook answers through its Service for namespace: a server-side dry
+ * run of a LoadBalancer Service comes back annotated. Pods that are Ready can still wait for the
+ * EndpointSlice and kube-proxy's next sync; until then the API server would fail open.
+ */
+export async function waitMutating(node: NodeCluster, namespace: string): Promise<void> {
+  const probe = JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'lbp-mutating-probe', namespace },
+    spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, appProtocol: 'http' }] },
+  });
+  await waitFor(`the webhook mutating in namespace ${namespace}`, 60_000, async () => {
+    const out = await node.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], probe);
+    return out.code === 0 && Object.keys((JSON.parse(out.stdout) as { metadata: { annotations?: object } }).metadata.annotations ?? {}).length > 0;
+  });
+}

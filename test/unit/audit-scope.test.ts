@@ -4,7 +4,7 @@
  * chart's and the overlays' own (test/e2e/audit.test.ts runs them against a real API server).
  */
 import { describe, expect, it } from 'vitest';
-import { namespaceSelectorOf, WEBHOOK_ENTRY } from '../../src/audit/scope.js';
+import { lastWritten, namespaceSelectorOf, objectSelectorOf, WEBHOOK_ENTRY } from '../../src/audit/scope.js';
 
 const configuration = (...webhooks: Record<string, unknown>[]) => ({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', webhooks });
 
@@ -43,5 +43,47 @@ describe('namespaceSelectorOf', () => {
     { name: 'a value a label selector cannot carry', config: configuration({ name: WEBHOOK_ENTRY, namespaceSelector: { matchLabels: { a: 'x,y' } } }), message: 'namespaceSelector value "x,y" is not a label key or value' },
   ])('refuses $name, naming the configuration', ({ config, message }) => {
     expect(() => namespaceSelectorOf(config, 'x')).toThrow(message);
+  });
+});
+
+describe('objectSelectorOf', () => {
+  const selector = (objectSelector: unknown) => objectSelectorOf(configuration({ name: WEBHOOK_ENTRY, objectSelector }), 'x');
+
+  it.each([
+    { name: 'no objectSelector selects every object', objectSelector: undefined, labels: {}, expected: true },
+    { name: 'matchLabels needs each label with its value', objectSelector: { matchLabels: { app: 'gw' } }, labels: { app: 'gw', other: 'y' }, expected: true },
+    { name: 'matchLabels refuses another value', objectSelector: { matchLabels: { app: 'gw' } }, labels: { app: 'web' }, expected: false },
+    { name: 'In needs the label with one of the values', objectSelector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['edge', 'dmz'] }] }, labels: { tier: 'dmz' }, expected: true },
+    { name: 'In refuses an object without the label', objectSelector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['edge'] }] }, labels: {}, expected: false },
+    { name: 'NotIn selects an object without the label, as the API server does', objectSelector: { matchExpressions: [{ key: 'skip', operator: 'NotIn', values: ['true'] }] }, labels: {}, expected: true },
+    { name: 'NotIn refuses one of the values', objectSelector: { matchExpressions: [{ key: 'skip', operator: 'NotIn', values: ['true'] }] }, labels: { skip: 'true' }, expected: false },
+    { name: 'Exists needs the label', objectSelector: { matchExpressions: [{ key: 'a', operator: 'Exists' }] }, labels: { a: '' }, expected: true },
+    { name: 'DoesNotExist refuses the label', objectSelector: { matchExpressions: [{ key: 'a', operator: 'DoesNotExist' }] }, labels: { a: 'x' }, expected: false },
+  ])('$name', ({ objectSelector, labels, expected }) => {
+    expect(selector(objectSelector)(labels as Record<string, string>)).toBe(expected);
+  });
+
+  it('refuses an unknown operator, naming the configuration', () => {
+    expect(() => selector({ matchExpressions: [{ key: 'a', operator: 'Gt', values: ['1'] }] })).toThrow('MutatingWebhookConfiguration x: objectSelector operator "Gt" is not In, NotIn, Exists or DoesNotExist');
+  });
+});
+
+describe('lastWritten', () => {
+  it.each([
+    {
+      name: 'is the latest managedFields time, whoever wrote it',
+      metadata: {
+        creationTimestamp: '2026-11-01T00:00:00Z',
+        managedFields: [
+          { manager: 'kubectl', time: '2026-11-02T10:00:00Z' },
+          { manager: 'istio.io/gateway-controller', time: '2026-11-03T08:30:00Z' },
+        ],
+      },
+      expected: Date.parse('2026-11-03T08:30:00Z'),
+    },
+    { name: 'is the creationTimestamp without managedFields', metadata: { creationTimestamp: '2026-11-01T00:00:00Z' }, expected: Date.parse('2026-11-01T00:00:00Z') },
+    { name: 'is unknown without either', metadata: {}, expected: undefined },
+  ])('$name', ({ metadata, expected }) => {
+    expect(lastWritten({ apiVersion: 'v1', kind: 'Service', metadata })).toBe(expected);
   });
 });
