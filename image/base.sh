@@ -37,7 +37,7 @@ buildah_() {
   local store=()
   [[ -n "${BUILDAH_ROOT:-}" ]] && store+=(--root "$BUILDAH_ROOT")
   [[ -n "${BUILDAH_RUNROOT:-}" ]] && store+=(--runroot "$BUILDAH_RUNROOT")
-  buildah "${store[@]}" "$@"
+  buildah ${store[@]+"${store[@]}"} "$@"
 }
 
 node_version=$(sed -n 's/^    "node": "\([0-9.]*\)",\{0,1\}$/\1/p' "$ROOT/package.json")

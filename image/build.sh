@@ -56,7 +56,8 @@ fi
 
 start=$(date +%s)
 if [[ "$builder" == docker ]]; then
-  DOCKER_BUILDKIT=1 docker build "${args[@]}" -t "$image" "$ROOT"
+  # ${args[@]+...}: an empty array is "unbound" under set -u in bash before 4.4 (macOS's 3.2).
+  DOCKER_BUILDKIT=1 docker build ${args[@]+"${args[@]}"} -t "$image" "$ROOT"
   [[ -z "$archive" ]] || docker save -o "$archive" "$image"
 else
   store=()
@@ -64,10 +65,10 @@ else
   [[ -n "${BUILDAH_RUNROOT:-}" ]] && store+=(--runroot "$BUILDAH_RUNROOT")
   # --layers reuses the steps whose inputs did not change (npm ci when the lockfile did not);
   # --network host: the build stage's npm ci reaches the registry as this machine does.
-  buildah "${store[@]}" bud --quiet --layers --network host "${args[@]}" -t "$image" -f "$ROOT/Dockerfile" "$ROOT" >/dev/null
+  buildah ${store[@]+"${store[@]}"} bud --quiet --layers --network host ${args[@]+"${args[@]}"} -t "$image" -f "$ROOT/Dockerfile" "$ROOT" >/dev/null
   if [[ -n "$archive" ]]; then
     rm -f "$archive"
-    buildah "${store[@]}" push --quiet "$image" "docker-archive:$archive:$image" >/dev/null
+    buildah ${store[@]+"${store[@]}"} push --quiet "$image" "docker-archive:$archive:$image" >/dev/null
   fi
 fi
 log "built $image with $builder in $(( $(date +%s) - start ))s${archive:+ (archive: $archive)}"

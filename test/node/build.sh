@@ -2,7 +2,7 @@
 # build.sh makes what the real node of the test suite runs, each cached by version outside the
 # repository:
 #   - the Debian packages it needs (installed when missing: runc, the CNI plugins, iptables,
-#     nftables, conntrack, buildah, iproute2, util-linux);
+#     nftables, conntrack, buildah, iproute2, util-linux, and gcc, libc6-dev and binutils for pause);
 #   - kubelet, kube-controller-manager, kube-scheduler and kube-proxy, built with kube-apiserver by
 #     test/e2e/controlplane/build.sh --node from the same Kubernetes module;
 #   - containerd, its runc shim and ctr, from the Go module github.com/containerd/containerd/v2;
@@ -21,7 +21,7 @@ CONTAINERD_DIR="$CACHE_ROOT/containerd-$CONTAINERD_VERSION"
 PAUSE_HASH=$(cat "$HERE/pause.c" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-12)
 PAUSE_IMAGE="localhost/lb-probe-webhook-pause:$PAUSE_HASH"
 PAUSE_ARCHIVE="$CACHE_ROOT/pause-$PAUSE_HASH.tar"
-PACKAGES=(runc containernetworking-plugins iptables nftables conntrack buildah iproute2 util-linux)
+PACKAGES=(runc containernetworking-plugins iptables nftables conntrack buildah iproute2 util-linux gcc libc6-dev binutils)
 
 log() { echo "node: $*" >&2; }
 die() { log "$*"; exit 2; }

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { tempDir } from '../support/controlplane.js';
-import { buildImage, type BuiltImage } from '../support/image.js';
+import { buildImage, removeImage, type BuiltImage } from '../support/image.js';
 import { startNode } from '../support/node.js';
 
 /** NodeInfo is what the node tests need to reach the cluster and the image. */
@@ -26,13 +26,14 @@ declare module 'vitest' {
   }
 }
 
-/** IMAGE_REPOSITORY and IMAGE_TAG name the image under test; the chart is installed with image.tag set to it. */
+/** IMAGE_REPOSITORY names the image under test; the chart is installed with image.tag set to this run's tag. */
 export const IMAGE_REPOSITORY = 'lb-probe-webhook';
-export const IMAGE_TAG = 'test';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  if (process.getuid?.() !== 0) throw new Error('the node tests need root: a kubelet and containerd mount, set cgroups, sysctls and iptables (docs/development.md, "The real node")');
   const work = tempDir('lbp-node-image-');
-  const image = buildImage(IMAGE_REPOSITORY, IMAGE_TAG, join(work, 'image.tar'));
+  // A tag of this run's own: another checkout building into the same store at the same time cannot move it.
+  const image = buildImage(IMAGE_REPOSITORY, `test-${process.pid}-${Date.now().toString(36)}`, join(work, 'image.tar'));
   console.log(`node: image ${image.name} built in ${image.seconds.toFixed(1)} s, ${(image.bytes / 1e6).toFixed(0)} MB (base ${(image.baseBytes / 1e6).toFixed(0)} MB)`);
   const started = Date.now();
   const node = await startNode({ images: [image.archive] });
@@ -47,5 +48,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     image,
     timings: { imageSeconds: image.seconds, nodeSeconds },
   });
-  return () => node.stop();
+  return async () => {
+    try {
+      await node.stop();
+    } finally {
+      removeImage(image.name);
+    }
+  };
 }

@@ -54,6 +54,11 @@ function imageSize(name: string): number {
  */
 const STORE_LIMIT_BYTES = 6 * 2 ** 30;
 
+/** removeImage removes a name from the suite's store (its layers stay, for the next build's cache). */
+export function removeImage(name: string): void {
+  spawnSync('buildah', ['--root', IMAGE_STORE.root, '--runroot', IMAGE_STORE.runroot, 'rmi', name], { stdio: 'ignore' });
+}
+
 function storeBytes(): number {
   const out = spawnSync('du', ['-sb', IMAGE_STORE.root], { encoding: 'utf8' });
   return out.status === 0 ? Number(out.stdout.split('\t')[0]) : 0;
@@ -61,7 +66,10 @@ function storeBytes(): number {
 
 /** buildImage builds the Dockerfile as repository:tag and writes it as a docker-archive to archive. */
 export function buildImage(repository: string, tag: string, archive: string): BuiltImage {
-  if (storeBytes() > STORE_LIMIT_BYTES) buildah(['rmi', '--prune']);
+  // Under image/base.sh's lock: no build of another checkout is halfway through its layers meanwhile.
+  if (storeBytes() > STORE_LIMIT_BYTES) {
+    spawnSync('flock', [join(CACHE, '.base.lock'), 'buildah', '--root', IMAGE_STORE.root, '--runroot', IMAGE_STORE.runroot, 'rmi', '--prune'], { stdio: 'ignore' });
+  }
   const name = `${repository}:${tag}`;
   const env = { ...process.env, BASE_IMAGE: 'local', BUILDER: 'buildah', BUILDAH_ROOT: IMAGE_STORE.root, BUILDAH_RUNROOT: IMAGE_STORE.runroot };
   const started = Date.now();
