@@ -8,7 +8,9 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../support/controlplane.js';
 import { apiAccessFrom, apiCall, startChurn, type ApiAccess, type ChurnResult } from '../support/churn.js';
 import { CHART } from '../support/helm.js';
@@ -43,6 +45,11 @@ async function during(name: string, event: () => Promise<void>): Promise<ChurnRe
       `${result.unannotated.length} of ${result.checked} Services left unannotated, ${result.late} not sent (64 waiting); ` +
       `latency p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms`,
   );
+  if (result.unannotated.length > 0) {
+    // What the API server said when it admitted them unannotated (it fails open with failurePolicy Ignore).
+    const log = readFileSync(join(inject('node').controlPlaneDir, 'kube-apiserver.log'), 'utf8');
+    console.log(`node: ${name}: the API server's webhook errors:\n${log.split('\n').filter((l) => /webhook/i.test(l) && /fail|error|timeout/i.test(l)).slice(-20).join('\n')}`);
+  }
   await node.kubectl(['delete', 'namespace', namespace, '--wait=false']);
   return result;
 }

@@ -364,10 +364,10 @@ export const WATCHED_SYSCTLS = [
 
 /**
  * NODE_PATHS are the host paths the node's kubelet and containerd make outside the folders they are
- * given (fixed in their code: the Pod log links, the CNI cache, the shims' sockets); the journal
- * removes them when the run made them.
+ * given (fixed in their code: the Pod log links, the CNI cache, the shims' sockets, the kubelet's
+ * device-plugins folder); the journal removes them when the run made them.
  */
-export const NODE_PATHS = ['/var/log/pods', '/var/log/containers', '/var/lib/cni', '/run/containerd'];
+export const NODE_PATHS = ['/var/log/pods', '/var/log/containers', '/var/lib/cni', '/run/containerd', '/var/lib/kubelet'];
 
 /** WATCHED_PATHS are NODE_PATHS and the other places a kubelet or containerd may write by default: the host check fails if any appears. */
 export const WATCHED_PATHS = [...NODE_PATHS, '/var/lib/kubelet', '/usr/libexec/kubernetes', '/etc/cni', '/opt/cni', '/opt/containerd', '/var/run/netns', '/run/netns', '/var/lib/containerd'];

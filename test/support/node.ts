@@ -327,6 +327,8 @@ export async function startNode(options: { readonly images?: readonly string[] }
       // No cloud, and Pod addresses come from the CNI configuration, not from the Node.
       '--controllers=*,-nodeipam,-cloud-node-lifecycle',
       '--service-cluster-ip-range=198.19.0.0/16',
+      // Its FlexVolume probe would otherwise make /usr/libexec/kubernetes.
+      `--flex-volume-plugin-dir=${join(dir, 'volume-plugins')}`,
       '--leader-elect=false',
       '--secure-port=0',
       '--v=1',
