@@ -24,8 +24,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { decide, MAX_AFFECTED_PORTS, userMessages } from '../src/decision/decide.js';
-import { encodeResponse } from '../src/http/review.js';
+import { review } from '../src/admission/review.js';
+import { MAX_AFFECTED_PORTS } from '../src/decision/decide.js';
+import { decodeReview, encodeAnswer } from '../src/http/review.js';
 import { parsePolicy } from '../src/policy/parse.js';
 import { removeTempDir, startControlPlane, startProcess, stopChild, tempDir } from '../test/support/controlplane.js';
 import { ensureNamespace, probeService, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating } from '../test/support/webhook.js';
@@ -165,9 +166,8 @@ async function serverBenchmark(): Promise<void> {
   const body = JSON.stringify(updateReview(uid, service, old));
   const bodyFile = join(s.dir, 'review.json');
   writeFileSync(bodyFile, body);
-  const decision = decide({ object: service, operation: 'UPDATE', policy: parsePolicy(readFileSync(POLICY, 'utf8')) });
   const responseFile = join(s.dir, 'response.json');
-  writeFileSync(responseFile, JSON.stringify(encodeResponse(uid, decision.patch, userMessages(decision))));
+  writeFileSync(responseFile, encodeAnswer(review(decodeReview(JSON.parse(body)), parsePolicy(readFileSync(POLICY, 'utf8')))));
 
   const ours = await startOurs(s, 'server');
   const bare = await startServer('bare Fastify', ['--import', 'tsx', join(ROOT, 'bench/bare-server.ts'), join(s.certs, 'tls.crt'), join(s.certs, 'tls.key'), responseFile], join(s.dir, 'bare.log'));

@@ -24,6 +24,8 @@ export const ErrorCode = {
   INPUT_TOO_LARGE: { code: 'LBP_INPUT_TOO_LARGE', status: 413 },
   /** A command-line flag is unknown, missing or malformed. */
   USAGE: { code: 'LBP_USAGE', status: 400 },
+  /** An environment variable (LOG_LEVEL) has a value the process cannot use. */
+  ENVIRONMENT: { code: 'LBP_ENVIRONMENT', status: 500 },
   /** A server cannot listen on its address and port. */
   LISTEN: { code: 'LBP_LISTEN', status: 500 },
   /** Certificate material cannot be generated, read or parsed. */
