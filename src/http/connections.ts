@@ -74,23 +74,32 @@ interface Connection {
   readonly tcp: Socket;
   http: Socket | undefined;
   readonly openedAt: number;
-  /** starts holds the arrival time of each request being answered, oldest first (responses leave in order). */
-  readonly starts: number[];
-  /** idleSince is when the last answer finished; NaN before the first request. */
+  /** answering is the number of requests being answered on it (more than one only when a client pipelines). */
+  answering: number;
+  /** current is the response being answered first, and since when its request is here (NaN when none). */
+  current: ServerResponse | undefined;
+  currentSince: number;
+  /** pipelined are the requests after current, oldest first; only a client that pipelines ever has any. */
+  pipelined: { readonly res: ServerResponse; readonly since: number }[] | undefined;
+  /** idle is true between an answer and the next request; idleSince is when the last answer finished (NaN before the first request). */
+  idle: boolean;
   idleSince: number;
 }
 
-/** ConnectionTracker tracks the connections of one server; attach it before the server listens. */
+/**
+ * ConnectionTracker tracks the connections of one server; attach it before the server listens.
+ * Per request it only writes fields of its connection's record: collections that grow and shrink
+ * with every request (a set of responses, a set of idle connections) would reallocate their
+ * tables all the time, and every table that outlives a scavenge is promoted to the old
+ * generation, which then needs marking.
+ */
 export class ConnectionTracker {
   private readonly limits: ConnectionLimits;
   private readonly byTcp = new Map<Socket, Connection>();
   private readonly byHttp = new WeakMap<Socket, Connection>();
   /** waitingForTls links an accepted socket to its TLS socket, by the peer's address and port. */
   private readonly waitingForTls = new Map<string, Connection>();
-  /** idle holds the idle connections, least recently used first. */
-  private readonly idle = new Set<Connection>();
-  /** answering holds the responses not yet closed, so that drain() can mark those already under way. */
-  private readonly answering = new Set<ServerResponse>();
+  private idleConnections = 0;
   private requests = 0;
   private draining = false;
   private cancelCheck: Cancel | undefined;
@@ -116,7 +125,7 @@ export class ConnectionTracker {
 
   /** idleCount is the number of connections idle after an answer. */
   get idleCount(): number {
-    return this.idle.size;
+    return this.idleConnections;
   }
 
   /**
@@ -144,7 +153,13 @@ export class ConnectionTracker {
   /** drain makes every response from now on close its connection, so that clients reconnect elsewhere. */
   drain(): void {
     this.draining = true;
-    for (const res of this.answering) if (!res.headersSent) res.setHeader('connection', 'close');
+    const close = (res: ServerResponse | undefined): void => {
+      if (res !== undefined && !res.headersSent) res.setHeader('connection', 'close');
+    };
+    for (const connection of this.byTcp.values()) {
+      close(connection.current);
+      for (const { res } of connection.pipelined ?? []) close(res);
+    }
   }
 
   /**
@@ -157,7 +172,7 @@ export class ConnectionTracker {
   closeIdle(minAgeMs = 0): number {
     const now = this.clock.now();
     for (const connection of this.byTcp.values()) {
-      if (connection.starts.length === 0 && (this.idle.has(connection) || now - connection.openedAt >= minAgeMs)) connection.tcp.destroy();
+      if (connection.answering === 0 && (connection.idle || now - connection.openedAt >= minAgeMs)) connection.tcp.destroy();
     }
     return this.open;
   }
@@ -172,9 +187,8 @@ export class ConnectionTracker {
     const now = this.clock.now();
     const { headersMs, requestMs, idleMs } = this.limits;
     for (const connection of this.byTcp.values()) {
-      const oldest = connection.starts[0];
-      if (oldest !== undefined) {
-        if (now - oldest >= requestMs) this.expire(connection);
+      if (connection.answering > 0) {
+        if (now - connection.currentSince >= requestMs) this.expire(connection);
       } else if (Number.isNaN(connection.idleSince)) {
         if (now - connection.openedAt >= headersMs) this.expire(connection);
       } else if (now - connection.idleSince >= idleMs) {
@@ -192,14 +206,15 @@ export class ConnectionTracker {
   }
 
   private opened(tcp: Socket, tls: boolean): void {
-    const connection: Connection = { tcp, http: tls ? undefined : tcp, openedAt: this.clock.now(), starts: [], idleSince: NaN };
+    const connection: Connection = { tcp, http: tls ? undefined : tcp, openedAt: this.clock.now(), answering: 0, current: undefined, currentSince: NaN, pipelined: undefined, idle: false, idleSince: NaN };
     this.byTcp.set(tcp, connection);
     const peer = tls ? peerOf(tcp) : undefined;
     if (peer === undefined) this.byHttp.set(tcp, connection);
     else this.waitingForTls.set(peer, connection);
     tcp.once('close', () => {
       this.byTcp.delete(tcp);
-      this.idle.delete(connection);
+      if (connection.idle) this.idleConnections--;
+      connection.idle = false;
       if (peer !== undefined && this.waitingForTls.get(peer) === connection) this.waitingForTls.delete(peer);
     });
   }
@@ -215,28 +230,45 @@ export class ConnectionTracker {
 
   private received(req: IncomingMessage, res: ServerResponse): void {
     this.requests++;
-    const connection = this.byHttp.get(req.socket);
-    if (connection !== undefined) {
-      connection.starts.push(this.clock.now());
-      this.idle.delete(connection);
-    }
     if (this.draining) res.setHeader('connection', 'close');
-    this.answering.add(res);
+    const connection = this.byHttp.get(req.socket);
+    if (connection === undefined) {
+      res.once('close', () => this.requests--);
+      return;
+    }
+    const now = this.clock.now();
+    if (connection.idle) {
+      connection.idle = false;
+      this.idleConnections--;
+    }
+    if (connection.answering++ === 0) {
+      connection.current = res;
+      connection.currentSince = now;
+    } else {
+      (connection.pipelined ??= []).push({ res, since: now });
+    }
     res.once('close', () => {
       this.requests--;
-      this.answering.delete(res);
-      if (connection === undefined) return;
-      connection.starts.shift();
-      if (connection.starts.length === 0 && !connection.tcp.destroyed) this.becameIdle(connection);
+      connection.answering--;
+      const next = connection.pipelined?.shift();
+      connection.current = next?.res;
+      connection.currentSince = next?.since ?? NaN;
+      if (connection.answering === 0 && !connection.tcp.destroyed) this.becameIdle(connection);
     });
   }
 
   private becameIdle(connection: Connection): void {
+    connection.idle = true;
     connection.idleSince = this.clock.now();
-    this.idle.add(connection);
-    if (this.idle.size <= this.limits.maxIdle) return;
-    const oldest = this.idle.values().next().value as Connection;
-    this.idle.delete(oldest);
+    if (++this.idleConnections <= this.limits.maxIdle) return;
+    // Over the cap: close the connection idle the longest. Only then are the connections scanned.
+    let oldest: Connection | undefined;
+    for (const candidate of this.byTcp.values()) {
+      if (candidate.idle && !candidate.tcp.destroyed && (oldest === undefined || candidate.idleSince < oldest.idleSince)) oldest = candidate;
+    }
+    if (oldest === undefined) return;
+    oldest.idle = false;
+    this.idleConnections--;
     oldest.tcp.destroy();
   }
 }
