@@ -332,7 +332,7 @@ export function decide(input: DecisionInput): Decision {
   }
 
   if (policy.mode === 'warn') return { outcome: 'warned', patch: [], changes, reasons, warnings, notes, probe, ...named };
-  return { outcome: 'patched', object: clone, patch: diffWritten(object, clone), changes, reasons, warnings, notes, probe, ...named };
+  return { outcome: 'patched', object: clone, patch: diffWritten(object, clone, owned), changes, reasons, warnings, notes, probe, ...named };
 }
 
 /** annotationBytes is the size the API server counts for an annotation map: every key and value, in bytes of UTF-8. */
@@ -347,14 +347,22 @@ function annotationBytes(map: Record<string, unknown>): number {
 
 /**
  * diffWritten is fast-json-patch's compare of the admitted object and its copy-on-write clone,
- * run only on the top-level members the change wrote (the others are the same objects), so a
- * large status or managedFields is never walked.
+ * run only where the change wrote: it follows the copies the clone owns down from the top (the
+ * other members are the very same objects, so a large status or managedFields is never walked)
+ * and compares each written map with its original there. A map the change created, where the
+ * object had none, is added as it is: compare would deep-clone it (a JSON round trip), and the
+ * clone's own new map is never changed again.
  */
-function diffWritten(object: JsonObject, clone: JsonObject): Operation[] {
+function diffWritten(object: JsonObject, clone: JsonObject, owned: WeakSet<object>, path = ''): Operation[] {
   const patch: Operation[] = [];
   for (const key of Object.keys(clone)) {
-    if (clone[key] === object[key]) continue;
-    patch.push(...fastJsonPatch.compare(key in object ? { [key]: object[key] } : {}, { [key]: clone[key] }));
+    const before = object[key];
+    const after = clone[key];
+    if (after === before) continue;
+    const at = `${path}/${fastJsonPatch.escapePathComponent(key)}`;
+    if (before === undefined && !(key in object)) patch.push({ op: 'add', path: at, value: after });
+    else if (isObject(before) && isObject(after) && owned.has(after) && Object.values(after).some((v) => isObject(v) && owned.has(v))) patch.push(...diffWritten(before, after, owned, at));
+    else patch.push(...fastJsonPatch.compare({ [key]: before }, { [key]: after }).map((op) => ({ ...op, path: `${path}${op.path}` })));
   }
   return patch;
 }

@@ -20,15 +20,18 @@ const MAX_UID_LENGTH = 256;
  */
 export const MAX_OBJECT_DEPTH = 64;
 
-/** depthExceeds tells whether a JSON value nests deeper than max levels; it never recurses deeper than max + 1. */
+/** depthExceeds tells whether a JSON value nests deeper than max levels; it never recurses deeper than max + 1, and never into a primitive. */
 export function depthExceeds(value: unknown, max: number, depth = 1): boolean {
   if (typeof value !== 'object' || value === null) return false;
   if (depth > max) return true;
   if (Array.isArray(value)) {
-    for (const child of value) if (depthExceeds(child, max, depth + 1)) return true;
+    for (const child of value) if (typeof child === 'object' && child !== null && depthExceeds(child, max, depth + 1)) return true;
     return false;
   }
-  for (const key in value) if (depthExceeds((value as Record<string, unknown>)[key], max, depth + 1)) return true;
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key];
+    if (typeof child === 'object' && child !== null && depthExceeds(child, max, depth + 1)) return true;
+  }
   return false;
 }
 
