@@ -278,16 +278,21 @@ export function decide(input: DecisionInput): Decision {
   const namespace = input.namespace || stringAt(objectAt(object, 'metadata'), 'namespace');
   const { probe, rule } = probeFor(object, policy, namespace, warnings);
   if (probe === 'none') return skipped('probe is none', { warnings, probe, ...named });
-  /** leftAlone answers an object the webhook could annotate but must not, with a warning saying why and what to do. */
-  const leftAlone = (why: string): Decision => {
-    warnings.push(`${WARNING_PREFIX}left unchanged: ${why}`);
+  /**
+   * leftAlone answers an object the webhook could annotate but must not, with a warning saying
+   * what to do and then why: the advice first, since the API server may cut a warning past 256
+   * characters.
+   */
+  const leftAlone = (advice: string, why: string): Decision => {
+    warnings.push(`${WARNING_PREFIX}left unchanged; ${advice}: ${why}`);
     return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
   };
 
   if (target.affected.length > MAX_AFFECTED_PORTS) {
     return leftAlone(
+      `annotate it by hand or set ${PROBE_ANNOTATION}: none`,
       `${target.affected.length} ports with appProtocol http or https, over the ${MAX_AFFECTED_PORTS} one object can be annotated for ` +
-        `(their annotations would exceed the API server's ${ANNOTATIONS_SIZE_LIMIT / 1024} KiB limit); annotate it by hand or set ${PROBE_ANNOTATION}: none`,
+        `(their annotations would exceed the API server's ${ANNOTATIONS_SIZE_LIMIT / 1024} KiB limit)`,
     );
   }
 
@@ -315,8 +320,8 @@ export function decide(input: DecisionInput): Decision {
   const bytes = annotationBytes(map);
   if (bytes > ANNOTATIONS_SIZE_LIMIT) {
     return leftAlone(
-      `${placement.location} would hold ${bytes} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}; ` +
-        'remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand',
+      'remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand',
+      `${placement.location} would hold ${bytes} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}`,
     );
   }
 
@@ -325,8 +330,8 @@ export function decide(input: DecisionInput): Decision {
     const max = policy.gateway.maxInfrastructureAnnotations;
     if (size > max) {
       return leftAlone(
-        `spec.infrastructure.annotations would hold ${size} entries, over the cap of ${max}; ` +
-          'remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service',
+        'remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service',
+        `spec.infrastructure.annotations would hold ${size} entries, over the cap of ${max}`,
       );
     }
   }

@@ -66,6 +66,45 @@ describe('boundWarnings', () => {
   });
 });
 
+/** istio is the Istio-generated Service with edits: the status port's targetPort, annotations on metadata, more http ports. */
+function istio(edit: { targetPort?: string; noName?: boolean; annotations?: Record<string, string>; ports?: number } = {}): Record<string, any> {
+  const object = fixture('istio-gateway-service.yaml') as Record<string, any>;
+  const status = object['spec'].ports[0];
+  if (edit.targetPort !== undefined) status.targetPort = edit.targetPort;
+  if (edit.noName === true) delete status.name;
+  if (edit.annotations !== undefined) object['metadata'].annotations = edit.annotations;
+  if (edit.ports !== undefined) object['spec'].ports = Array.from({ length: edit.ports }, (_, i) => ({ name: `p${i}`, port: i + 1, appProtocol: 'http' }));
+  return object;
+}
+
+const AWS = 'service.beta.kubernetes.io/aws-load-balancer-';
+
+describe('warnings that say what to do', () => {
+  // The API server may cut a warning past 256 characters (boundWarnings does it first): what to
+  // do comes first in each, so that it reaches kubectl whole however long the rest is.
+  it.each([
+    ['AWS with ip targets and a status port whose targetPort is a name', istio({ targetPort: 'status', annotations: { [`${AWS}type`]: 'external', [`${AWS}nlb-target-type`]: 'ip' } }), { provider: 'aws', probe: 'readiness' },
+      `give Service port 15021 (status-port) a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself`],
+    ['AWS with a Service the Load Balancer Controller does not reconcile', istio(), { provider: 'aws', probe: 'readiness' },
+      `set loadBalancerClass service.k8s.aws/nlb, or ${AWS}type: external with ${AWS}nlb-target-type`],
+    ['AWS with instance targets and an unnamed status port', istio({ noName: true, annotations: { [`${AWS}type`]: 'external', [`${AWS}nlb-target-type`]: 'instance' } }), { provider: 'aws', probe: 'readiness', readiness: { port: 15021 } },
+      'name Service port 15021 (for example status-port)'],
+    ['AWS ALB with a status port whose targetPort is a name', istio({ targetPort: 'status' }), { provider: 'aws', aws: { alb: true } },
+      'give port 15021 (status-port) a numeric targetPort or set alb.ingress.kubernetes.io/target-type: instance on the Service'],
+    ['a Service with more http ports than one object can be annotated for', istio({ ports: 4097 }), { provider: 'azure' },
+      'left unchanged; annotate it by hand or set lb-probe-webhook/probe: none'],
+    ['a Service whose annotations would pass the API server’s limit', istio({ annotations: { 'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(256 * 1024) } }), { provider: 'azure' },
+      'left unchanged; remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand'],
+  ])('%s: the warning kubectl shows starts with what to do, whole.', (_name, object, settings, advice) => {
+    const answer = review(request(object), policy(settings));
+    const warning = answer.warnings.find((w) => w.includes(advice.slice(0, 30)));
+    expect(warning, JSON.stringify(answer.warnings)).toBeDefined();
+    expect(warning?.length).toBeLessThanOrEqual(MAX_WARNING_LENGTH);
+    expect(warning?.indexOf(advice)).toBeGreaterThanOrEqual(0);
+    expect(warning?.indexOf(advice)).toBeLessThan(50);
+  });
+});
+
 describe('withReviewLog', () => {
   const lines: string[] = [];
   const clock = new ManualClock();

@@ -51,7 +51,7 @@ describe('render', () => {
     const { code, stdout, stderr } = await runCli(['render', '--policy', awsPolicy, fixturePath('istio-gateway-service.yaml')]);
     expect(code).toBe(0);
     expect(stdout).toBe(readFileSync(fixturePath('istio-gateway-service.yaml'), 'utf8'));
-    expect(stderr).toMatch(/istio-gateway-service.yaml:3: Service istio-ingress\/gateway-istio: lb-probe-webhook: AWS: readiness check needs the AWS Load Balancer Controller/);
+    expect(stderr).toMatch(/istio-gateway-service.yaml:3: Service istio-ingress\/gateway-istio: lb-probe-webhook: AWS: for a readiness check, set loadBalancerClass service\.k8s\.aws\/nlb/);
   });
 
   it.each([['azure', azurePolicy], ['aws', awsPolicy]])('%s: a second render of its own output changes nothing, and check then finds nothing.', async (_name, policyFile) => {
