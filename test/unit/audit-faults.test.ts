@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../support/cli.js';
+import { fixture } from '../support/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-audit-faults-'));
 const policy = join(tmp, 'policy.yaml');
@@ -114,5 +115,27 @@ describe('audit against a faulty API server', () => {
     const { code, stdout } = await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig]);
     expect({ code, stdout }).toEqual({ code: 0, stdout: 'nothing to change in 0 objects\n' });
     expect(n).toBe(3);
+  });
+
+  it('audit --fix whose server-side dry run is refused applies nothing, names the object and the reason, and exits 2.', async () => {
+    const service = fixture('istio-gateway-service.yaml');
+    const patches: string[] = [];
+    const kubeconfig = await fakeApiServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.method === 'GET') {
+        res.end(JSON.stringify({ kind: 'ServiceList', apiVersion: 'v1', metadata: { resourceVersion: '1' }, items: [service] }));
+        return;
+      }
+      patches.push(`${req.method} ${req.url}`);
+      res.statusCode = 422;
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Invalid', code: 422, message: 'Service "gateway-istio" is invalid: metadata.annotations: Too long: must have at most 262144 bytes' }));
+    });
+    const { code, stdout, stderr } = await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig, '--fix']);
+    expect(code).toBe(2);
+    expect(stdout).toMatch(/fixed 0 of 1 to change \(1 object scanned\)\n$/);
+    expect(stderr).toMatch(/^audit: Service istio-ingress\/gateway-istio: server-side dry run refused the change, nothing applied: .*Too long/m);
+    // Only dry runs were sent: nothing was applied.
+    expect(patches.length).toBeGreaterThan(0);
+    expect(patches.every((p) => p.startsWith('PATCH /api/v1/namespaces/istio-ingress/services/gateway-istio?') && p.includes('dryRun=All'))).toBe(true);
   });
 });
