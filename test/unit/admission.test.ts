@@ -4,6 +4,10 @@
  * metrics wrapper records, and the Prometheus text of the hot-path series against prom-client's.
  */
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sleep, systemClock } from '../../src/clock.js';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { pino } from 'pino';
 import { withReviewLog, REVIEW_MESSAGE } from '../../src/admission/logged.js';
@@ -215,5 +219,42 @@ describe('the log line adapter', () => {
     const plain = pino({ level: 'info', base: { app: 'x' }, timestamp: () => ',"time":1796083200000' }, { write: (line: string) => void lines.push(line) });
     plain.info({ n: 1 }, 'hello "world"');
     expect(lines[2]).toBe(lines[0]);
+  });
+});
+
+describe('the log on a file descriptor', () => {
+  it('buffers lines and writes them all, in order, by close.', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lbp-log-'));
+    try {
+      const file = join(dir, 'out.log');
+      const log = createLog({ level: 'info', destination: openSync(file, 'w'), clock: new ManualClock(), bindings: { app: 'x' } });
+      const line = log.infoLine('review');
+      for (let i = 0; i < 100; i++) line.write(`,"i":${i}`);
+      log.logger.info('last');
+      log.close();
+      const written = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { i?: number; msg: string });
+      expect(written.map((l) => l.i ?? l.msg)).toEqual([...Array.from({ length: 100 }, (_, i) => i), 'last']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('systemClock', () => {
+  it('runs timers in order and not once they are cancelled, and sleeps on them.', async () => {
+    const fired: string[] = [];
+    const cancelled = systemClock.setTimeout(() => void fired.push('cancelled'), 1);
+    cancelled();
+    let ticks = 0;
+    const stopInterval = systemClock.setInterval(() => void ticks++, 1, { unref: true });
+    await new Promise<void>((resolve) => systemClock.setTimeout(() => resolve(), 20, { unref: false }));
+    stopInterval();
+    // The 20 ms timer fires after the 1 ms one would have: it never did.
+    expect(fired).toEqual([]);
+    expect(ticks).toBeGreaterThan(0);
+    expect(systemClock.epochMs()).toBeGreaterThan(Date.UTC(2026, 0, 1));
+    const before = systemClock.now();
+    await sleep(systemClock, 5);
+    expect(systemClock.now()).toBeGreaterThan(before);
   });
 });

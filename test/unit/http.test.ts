@@ -355,6 +355,23 @@ describe('the webhook server over real TLS', () => {
     second.destroy();
   });
 
+  it('A large body whose client hangs up while it waits leaves the queue, and the budget is free once the first is done.', async () => {
+    const { server, port } = await listening({ budgets: { largeBudget: 400 * 1024 }, collect: () => undefined });
+    const object = fixture('istio-gateway-service.yaml') as { metadata: { annotations?: Record<string, string> } };
+    object.metadata.annotations = { pad: 'x'.repeat(300 * 1024) };
+    const text = requestText(JSON.stringify(review(object)));
+    const first = await secure(port);
+    first.write(text.slice(0, 1000));
+    await waitUntil('the first to hold the budget', () => server.state.bodyBytes.large === 400 * 1024);
+    const gone = await secure(port);
+    gone.write(text.slice(0, 1000));
+    await waitUntil('the second to wait', () => server.state.waiting === 1);
+    gone.destroy();
+    await waitUntil('the second to leave the queue', () => server.state.waiting === 0 && server.state.inFlight === 1);
+    first.destroy();
+    await waitUntil('the budget to be free', () => server.state.bodyBytes.large === 0 && server.state.inFlight === 0);
+  });
+
   it('After drain, every answer says Connection: close, also one whose request was already being read.', async () => {
     const { server, port } = await listening();
     const keptAlive = await secure(port);
