@@ -81,7 +81,7 @@ export class BodyAdmission {
     const large = bytes > SMALL_BODY;
     let release: Release | undefined;
     let cancel: (() => void) | undefined;
-    res.once('close', () => {
+    res.on('close', () => {
       cancel?.();
       if (release === undefined) return;
       if (large) this.collect();

@@ -233,7 +233,7 @@ export class ConnectionTracker {
     if (this.draining) res.setHeader('connection', 'close');
     const connection = this.byHttp.get(req.socket);
     if (connection === undefined) {
-      res.once('close', () => this.requests--);
+      res.on('close', () => this.requests--);
       return;
     }
     const now = this.clock.now();
@@ -247,7 +247,8 @@ export class ConnectionTracker {
     } else {
       (connection.pipelined ??= []).push({ res, since: now });
     }
-    res.once('close', () => {
+    // on rather than once: a response closes once, and once's wrapper and its removal cost on every request.
+    res.on('close', () => {
       this.requests--;
       connection.answering--;
       const next = connection.pipelined?.shift();
