@@ -395,8 +395,8 @@ const AWS_CASES: AwsCase[] = [
     policy: { probe: 'readiness' },
     check: { targetType: 'ip', protocol: 'TCP', port: 'traffic-port' },
     warnings: [
-      'AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
-        `(Service port 80 (http) has targetPort http); give it a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself; the check stays TCP (profile ingress-nginx)`,
+      `AWS: give Service port 80 (http) a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself: ` +
+        "with ip targets the Load Balancer Controller refuses the whole Service when the health check port's targetPort is a name (http); the check stays TCP (profile ingress-nginx)",
     ],
   },
 ];
