@@ -37,6 +37,5 @@ COPY manifests/base/policy.yaml /etc/lb-probe-webhook/policy/policy.yaml
 USER 65532:65532
 EXPOSE 9443 8080
 ENV NODE_ENV=production
-ENV NODE_OPTIONS="--max-old-space-size=96 --max-semi-space-size=2 --v8-pool-size=1 --expose-gc"
 ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli/main.js"]
 CMD ["serve", "--policy=/etc/lb-probe-webhook/policy/policy.yaml", "--tls-cert=/etc/lb-probe-webhook/tls/tls.crt", "--tls-key=/etc/lb-probe-webhook/tls/tls.key"]

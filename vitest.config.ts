@@ -50,7 +50,11 @@ export default defineConfig({
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'text'],
-      // The pure core, which the unit tests reach in process (the CLI, run as a child process, is not counted).
+      // What the unit tests run in process: the pure core, and the server around it (http, runtime,
+      // admission, log, metrics, the clock), which runs in process on a manual clock.
+      // src/cli is not gated: its tests run the built CLI as a spawned process, as users run it,
+      // and v8 coverage counts only the test processes, so its figure here is 0 % whatever the
+      // tests do; the commands are held by those process tests instead.
       thresholds: {
         'src/core/**': { lines: 90 },
         'src/profiles/**': { lines: 90 },
@@ -59,6 +63,12 @@ export default defineConfig({
         'src/decision/**': { lines: 90 },
         'src/manifests/**': { lines: 90 },
         'src/audit/**': { lines: 90 },
+        'src/http/**': { lines: 90 },
+        'src/runtime/**': { lines: 90 },
+        'src/admission/**': { lines: 90 },
+        'src/log/**': { lines: 90 },
+        'src/metrics/**': { lines: 90 },
+        'src/clock.ts': { lines: 90 },
       },
     },
   },

@@ -21,6 +21,10 @@ export interface LoadOptions {
   readonly seconds: number;
   /** rate is requests per second for an open-loop run, 0 for closed loop. */
   readonly rate: number;
+  /** pid is the server's process id: its CPU time over the measured window is reported (Linux /proc). */
+  readonly pid?: number;
+  /** ticksPerSecond is the kernel's clock tick (getconf CLK_TCK), the unit of /proc/PID/stat's CPU times. */
+  readonly ticksPerSecond?: number;
 }
 
 /** LoadResult is what one run measured. */
@@ -38,6 +42,17 @@ export interface LoadResult {
    * for the load generator itself. It is part of every latency.
    */
   readonly sendLagP99: number;
+  /** cpuMs is the server's CPU time (all its threads, user and system) over the measured window; NaN without a pid. */
+  readonly cpuMs: number;
+}
+
+/** cpuTicks reads a process's user and system CPU time, in clock ticks, from /proc/PID/stat. */
+function cpuTicks(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The fields after the command name (which may hold spaces) start at state; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 /** SETUP_TIMEOUT_MS bounds the wait for every connection's handshake and first answer before the run starts. */
@@ -62,6 +77,8 @@ function run(options: LoadOptions): Promise<LoadResult> {
   // handshakes and the server's work that follows them.
   let t0 = Infinity;
   let end = Infinity;
+  let cpuAtStart = NaN;
+  let cpuAtEnd = NaN;
   let warmed = 0; // connections that have had their first answer
   let setupDeadline = performance.now() + SETUP_TIMEOUT_MS;
   let onAllWarmed: () => void = () => undefined;
@@ -142,8 +159,10 @@ function run(options: LoadOptions): Promise<LoadResult> {
 
   const connections: Connection[] = [];
   const start = (): void => {
+    cpuAtStart = cpuTicks(options.pid);
     t0 = performance.now();
     end = t0 + options.seconds * 1000;
+    setTimeout(() => (cpuAtEnd = cpuTicks(options.pid)), options.seconds * 1000);
     setupDeadline = Infinity;
     if (options.rate === 0) {
       for (const connection of connections) connection.next();
@@ -178,6 +197,7 @@ function run(options: LoadOptions): Promise<LoadResult> {
         failed: failed + Math.max(0, unanswered),
         reconnects,
         sendLagP99: lags.length === 0 ? 0 : at(lags, 0.99),
+        cpuMs: ((cpuAtEnd - cpuAtStart) * 1000) / (options.ticksPerSecond ?? 100),
       });
     };
     let begun = false;

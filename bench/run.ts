@@ -10,23 +10,29 @@
  *   reviews of the largest size, uploads that stall mid-body, thousands of idle connections; the
  *   peak RSS of each, and every well-formed review must be answered 200.
  * - e2e: Service creation through a real kube-apiserver with and without the webhook.
+ * - profile: serve under the server benchmark's load with --cpu-prof; where its CPU goes per review.
  *
- * `serve` runs with the Node flags the container image uses (NODE_OPTIONS in the Dockerfile).
- * Environment: BENCH_ONLY (a pattern of memory scenario names), BENCH_NODE_OPTIONS (the image's NODE_OPTIONS) for serve, BENCH_SECONDS (8) per round, BENCH_ROUNDS (5) interleaved rounds per server,
+ * `serve` gives itself its Node flags (SERVE_NODE_FLAGS, src/runtime/memory.ts); the bare server
+ * is started with the same flags. Each round prints the load average of the machine beside it,
+ * and each server's CPU time per review (its process's CPU time over the round / the reviews
+ * answered), the steadier figure on a machine shared with other work.
+ * Environment: BENCH_ONLY (a pattern of memory scenario names), BENCH_SECONDS (8) per round, BENCH_ROUNDS (5) interleaved rounds per server,
  * BENCH_CONNECTIONS (16), BENCH_SERVICES (300) Services per end-to-end round.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { decide, MAX_AFFECTED_PORTS, userMessages } from '../src/decision/decide.js';
-import { encodeResponse } from '../src/http/review.js';
+import { review } from '../src/admission/review.js';
+import { MAX_AFFECTED_PORTS } from '../src/decision/decide.js';
+import { decodeReview, encodeAnswer } from '../src/http/review.js';
 import { parsePolicy } from '../src/policy/parse.js';
+import { SERVE_NODE_FLAGS } from '../src/runtime/memory.js';
 import { removeTempDir, startControlPlane, startProcess, stopChild, tempDir } from '../test/support/controlplane.js';
 import { ensureNamespace, probeService, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating } from '../test/support/webhook.js';
 import type { LoadOptions, LoadResult } from './load.js';
@@ -39,14 +45,13 @@ const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 300);
 const POLICY = join(ROOT, 'manifests/base/policy.yaml');
 
-/** NODE_OPTIONS as the container image sets them: the one place the heap settings are written down. */
-function imageNodeOptions(): string {
-  const override = process.env['BENCH_NODE_OPTIONS'];
-  if (override !== undefined) return override;
-  const match = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
-  if (match === null) throw new Error('Dockerfile: no ENV NODE_OPTIONS="..." line');
-  return match[1] as string;
+/** load1 is the machine's one-minute load average, printed beside every figure. */
+function load1(): string {
+  return `load ${loadavg()[0]?.toFixed(2)}`;
 }
+
+/** TICKS_PER_SECOND is the kernel's clock tick, the unit of /proc/PID/stat's CPU times. */
+const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** pinned runs a command on one core with taskset when it exists (two cores or more), else as it is. */
 const TASKSET = cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
@@ -117,9 +122,10 @@ async function setup(): Promise<Setup> {
   return { dir, certs, ca: readFileSync(join(certs, 'ca.crt'), 'utf8'), caFile: join(certs, 'ca.crt') };
 }
 
+/** startOurs starts the built serve as the README starts it, no NODE_OPTIONS: it gives itself SERVE_NODE_FLAGS. */
 function startOurs(s: Setup, tag: string): Promise<Server> {
   const args = [CLI, 'serve', '--policy', POLICY, '--tls-cert', join(s.certs, 'tls.crt'), '--tls-key', join(s.certs, 'tls.key'), '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s'];
-  return startServer('lb-probe-webhook', args, join(s.dir, `ours-${tag}.log`), { ...process.env, NODE_OPTIONS: imageNodeOptions(), LOG_LEVEL: 'info' });
+  return startServer('lb-probe-webhook', args, join(s.dir, `ours-${tag}.log`), { ...process.env, NODE_OPTIONS: undefined, LOG_LEVEL: 'info' });
 }
 
 /** istioService is the Service Istio generates for a Gateway, as the API server sends it (with managedFields). */
@@ -155,49 +161,64 @@ function updateReview(uid: string, object: unknown, oldObject: unknown): Record<
   };
 }
 
-async function serverBenchmark(): Promise<void> {
-  const s = await setup();
-  // A realistic review: an UPDATE of the Service Istio generates for a Gateway (object and old object).
+/** benchReview writes the review the server benchmark sends: an UPDATE of the Service Istio generates for a Gateway (object and old object). */
+function benchReview(s: Setup): { body: string; bodyFile: string } {
   const service = istioService();
   const old = structuredClone<typeof service>(service);
   (old.metadata['labels'] as Record<string, string>)['gateway.istio.io/revision'] = 'default';
-  const uid = '2b7c5c7e-8d1f-4b3a-a2c4-1f0e9d8c7b6a';
-  const body = JSON.stringify(updateReview(uid, service, old));
+  const body = JSON.stringify(updateReview('2b7c5c7e-8d1f-4b3a-a2c4-1f0e9d8c7b6a', service, old));
   const bodyFile = join(s.dir, 'review.json');
   writeFileSync(bodyFile, body);
-  const decision = decide({ object: service, operation: 'UPDATE', policy: parsePolicy(readFileSync(POLICY, 'utf8')) });
+  return { body, bodyFile };
+}
+
+async function serverBenchmark(): Promise<void> {
+  const s = await setup();
+  const { body, bodyFile } = benchReview(s);
   const responseFile = join(s.dir, 'response.json');
-  writeFileSync(responseFile, JSON.stringify(encodeResponse(uid, decision.patch, userMessages(decision))));
+  writeFileSync(responseFile, encodeAnswer(review(decodeReview(JSON.parse(body)), parsePolicy(readFileSync(POLICY, 'utf8')))));
 
   const ours = await startOurs(s, 'server');
-  const bare = await startServer('bare Fastify', ['--import', 'tsx', join(ROOT, 'bench/bare-server.ts'), join(s.certs, 'tls.crt'), join(s.certs, 'tls.key'), responseFile], join(s.dir, 'bare.log'));
+  const bare = await startServer('bare Fastify', [...SERVE_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench/bare-server.ts'), join(s.certs, 'tls.crt'), join(s.certs, 'tls.key'), responseFile], join(s.dir, 'bare.log'), { ...process.env, NODE_OPTIONS: undefined });
 
   console.log(`\nServer benchmark: POST /mutate over HTTPS, keep-alive, ${CONNECTIONS} connections, a ${(body.length / 1024).toFixed(1)} KB UPDATE review; ${ROUNDS} interleaved rounds of ${SECONDS} s`);
   console.log(TASKSET ? 'pinned: servers on core 0, the load generator (its own process) on core 1' : 'NOT pinned: taskset missing or fewer than 2 cores; figures are less comparable');
-  console.log(`serve runs with NODE_OPTIONS="${imageNodeOptions()}" (the image's); the bare server with Node's defaults`);
-  const run = (server: Server, seconds: number, rate = 0) => load({ port: server.port, caFile: s.caFile, bodyFile, connections: CONNECTIONS, seconds, rate });
+  console.log(`both servers run with ${SERVE_NODE_FLAGS.join(' ')} (serve gives them to itself; the bare server is started with them)`);
+  const run = (server: Server, seconds: number, rate = 0) =>
+    load({ port: server.port, caFile: s.caFile, bodyFile, connections: CONNECTIONS, seconds, rate, pid: server.child.pid, ticksPerSecond: TICKS_PER_SECOND });
   for (const server of [bare, ours]) await run(server, 2); // warm-up: JIT and TLS set-up
   const rounds: Record<string, LoadResult[]> = { [bare.name]: [], [ours.name]: [] };
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
+  const perReview = (r: LoadResult) => (r.cpuMs * 1000) / r.requests;
   for (let round = 0; round < ROUNDS; round++) {
-    const got: Record<string, number> = {};
+    const got: Record<string, LoadResult> = {};
+    const loads: string[] = [load1()];
     for (const server of round % 2 === 0 ? [bare, ours] : [ours, bare]) {
       const result = await run(server, SECONDS);
       rounds[server.name]?.push(result);
-      got[server.name] = result.rps;
+      got[server.name] = result;
     }
-    ratios.push((got[ours.name] ?? 0) / (got[bare.name] ?? 1));
+    loads.push(load1());
+    const [b, o] = [got[bare.name] as LoadResult, got[ours.name] as LoadResult];
+    ratios.push(o.rps / b.rps);
+    cpuRatios.push(perReview(b) / perReview(o));
+    console.log(
+      `round ${round + 1}: bare ${b.rps} req/s, ${perReview(b).toFixed(0)} µs CPU per review; ours ${o.rps} req/s, ${perReview(o).toFixed(0)} µs CPU per review; ` +
+        `ratio ${(o.rps / b.rps).toFixed(2)} (throughput), ${(perReview(b) / perReview(o)).toFixed(2)} (CPU per review); ${loads.join(' -> ')}`,
+    );
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  const rows: (string | number)[][] = [['server', 'median req/s', 'rounds req/s', 'p99 ms (max load)', 'p50 / p99 ms at 1000/s', 'send lag p99 ms', 'failed', 'peak RSS MB']];
+  const rows: (string | number)[][] = [['server', 'median req/s', 'rounds req/s', 'median µs CPU/review', 'p99 ms (max load)', 'p50 / p99 ms at 1000/s', 'send lag p99 ms', 'failed', 'peak RSS MB']];
   for (const server of [bare, ours]) {
     const list = rounds[server.name] ?? [];
     const steady = await run(server, SECONDS, 1000);
     const failed = list.reduce((n, r) => n + r.failed, 0) + steady.failed;
-    rows.push([server.name, median(list.map((r) => r.rps)), list.map((r) => r.rps).join(' '), median(list.map((r) => r.p99)), `${steady.p50} / ${steady.p99}`, steady.sendLagP99, failed, peakRssMb(server.child.pid as number)]);
+    rows.push([server.name, median(list.map((r) => r.rps)), list.map((r) => r.rps).join(' '), median(list.map(perReview)).toFixed(0), median(list.map((r) => r.p99)), `${steady.p50} / ${steady.p99}`, steady.sendLagP99, failed, peakRssMb(server.child.pid as number)]);
   }
   console.log(table(rows));
   console.log(`throughput ratio ours/bare, per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)} (target >= 0.80)`);
+  console.log(`CPU per review, bare/ours, per round: ${cpuRatios.map((r) => r.toFixed(2)).join(' ')}; median ${median(cpuRatios).toFixed(2)} (${load1()})`);
   const peak = (server: Server) => peakRssMb(server.child.pid as number);
   console.log(`peak RSS under saturating load: ours ${peak(ours)} MB, bare ${peak(bare)} MB, difference ${peak(ours) - peak(bare)} MB (target <= 25)`);
   await stopChild(ours.child);
@@ -317,8 +338,8 @@ async function memoryBenchmark(): Promise<void> {
       },
     },
   ];
-  console.log(`\nMemory benchmark: each scenario against a fresh serve with NODE_OPTIONS="${imageNodeOptions()}"; peak RSS is VmHWM`);
-  const rows: (string | number)[][] = [['scenario', 'peak RSS MB', 'well-formed reviews', 'failed']];
+  console.log(`\nMemory benchmark: each scenario against a fresh serve started without NODE_OPTIONS (it gives itself ${SERVE_NODE_FLAGS.join(' ')}); peak RSS is VmHWM; ${load1()}`);
+  const rows: (string | number)[][] = [['scenario', 'peak RSS MB', 'well-formed reviews', 'failed', 'machine']];
   let worst = 0;
   let failures = 0;
   const only = new RegExp(process.env['BENCH_ONLY'] ?? '');
@@ -329,7 +350,7 @@ async function memoryBenchmark(): Promise<void> {
     const peak = peakRssMb(server.child.pid as number);
     worst = Math.max(worst, peak);
     failures += result.failed;
-    rows.push([scenario.name, peak, result.sent, result.failed]);
+    rows.push([scenario.name, peak, result.sent, result.failed, load1()]);
     await stopChild(server.child);
   }
   console.log(table(rows));
@@ -341,7 +362,7 @@ async function endToEndBenchmark(): Promise<void> {
   console.log(`\nEnd-to-end benchmark: create ${SERVICES} Istio-shaped LoadBalancer Services through kube-apiserver, 4 at a time, with and without the webhook; ${ROUNDS} interleaved rounds`);
   const cp = await startControlPlane();
   // As deployed: the image's Node flags and one info line per review.
-  const webhook = await startWebhook(readFileSync(join(ROOT, 'manifests/base/policy.yaml'), 'utf8'), { NODE_OPTIONS: imageNodeOptions(), LOG_LEVEL: 'info' });
+  const webhook = await startWebhook(readFileSync(join(ROOT, 'manifests/base/policy.yaml'), 'utf8'), { LOG_LEVEL: 'info' });
   await ensureNamespace(cp.kubectl, 'bench-with', { 'lb-probe-webhook/enabled': 'true' });
   await ensureNamespace(cp.kubectl, 'bench-without');
   const name = await registerWebhook(cp.kubectl, cp.binDir, 'opt-in', { url: webhook.url, caBundle: webhook.caBundle, name: 'lbp-bench' });
@@ -386,15 +407,91 @@ async function endToEndBenchmark(): Promise<void> {
   await cp.stop();
 }
 
+/** PROFILE_GROUPS sorts a CPU profile's self time into what a review costs, first match wins: a pattern on `function url`. */
+const PROFILE_GROUPS: readonly [string, RegExp][] = [
+  ['garbage collection', /^\(garbage collector\)/],
+  ['idle', /^\(idle\)|^\(program\)/],
+  ['decision (decide, providers, profiles, diff)', /\/dist\/(decision|providers|profiles|core|policy)\/|fast-json-patch/],
+  ['review log line', /\/dist\/(admission\/logged|log)\/|sonic-boom|\/pino\//],
+  ['metrics', /\/dist\/(admission\/measured|metrics)\/|prom-client/],
+  ['decode and encode (AdmissionReview)', /\/dist\/(http\/review|admission\/review)\.js/],
+  ['connection tracking and body admission', /\/dist\/http\/(connections|bodies|budget)\.js/],
+  ['JSON parse (body)', /^parse |secure-json-parse|^JSONParse/],
+  ['Fastify (routing, content type, reply)', /\/fastify\/|find-my-way|avvio|light-my-request|@fastify\//],
+  ['TLS (encrypt, decrypt, write)', /_tls_|tls_wrap|TLSWrap|\(native\) .*Write|^writev|^writeGeneric|^onStreamRead|stream_base/],
+  ['Node HTTP (parser, response)', /_http_|internal\/http/],
+];
+
+/** CpuProfile is the part of a V8 .cpuprofile read here. */
+interface CpuProfile {
+  readonly nodes: readonly { id: number; callFrame: { functionName: string; url: string } }[];
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** profileServer runs one server under closed-loop load with --cpu-prof, and returns its busy time by group and by function, in µs per review. */
+async function profileServer(s: Setup, bodyFile: string, name: string, args: readonly string[]): Promise<{ groups: Map<string, number>; functions: Map<string, number>; result: LoadResult }> {
+  const dir = join(s.dir, `profile-${name.replace(/\W/g, '')}`);
+  const server = await startServer(name, ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...args], join(s.dir, `${name.replace(/\W/g, '')}-profile.log`), { ...process.env, NODE_OPTIONS: undefined, LOG_LEVEL: 'info' });
+  const run = (seconds: number) => load({ port: server.port, caFile: s.caFile, bodyFile, connections: CONNECTIONS, seconds, rate: 0, pid: server.child.pid, ticksPerSecond: TICKS_PER_SECOND });
+  await run(2);
+  const result = await run(SECONDS);
+  await stopChild(server.child);
+  // serve's first image, the one that re-executes itself with its flags, writes a profile of its start too: the last one is the server's.
+  const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort((a, b) => statSync(join(dir, a)).mtimeMs - statSync(join(dir, b)).mtimeMs).at(-1);
+  if (file === undefined) throw new Error(`no CPU profile in ${dir}`);
+  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const groupUs = new Map<string, number>();
+  const functionUs = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const frame = nodes.get(id);
+    const label = `${frame?.functionName || '(anonymous)'} ${frame?.url.replace(/^.*\/node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/') ?? ''}`;
+    if (/^\((idle|program)\)/.test(label)) return;
+    const us = profile.timeDeltas[i] ?? 0;
+    const group = PROFILE_GROUPS.find(([, re]) => re.test(label) || re.test(`${frame?.functionName ?? ''} ${frame?.url ?? ''}`))?.[0] ?? 'other (Node internals, event loop, the rest)';
+    groupUs.set(group, (groupUs.get(group) ?? 0) + us);
+    functionUs.set(label, (functionUs.get(label) ?? 0) + us);
+  });
+  // The profile also covers start-up and the warm-up: shares of its busy time, scaled to the CPU per review of the measured round.
+  const busy = [...groupUs.values()].reduce((a, b) => a + b, 0);
+  const cpuPerReview = (result.cpuMs * 1000) / result.requests;
+  const scale = (m: Map<string, number>) => new Map([...m].map(([k, us]) => [k, (us / busy) * cpuPerReview]));
+  return { groups: scale(groupUs), functions: scale(functionUs), result };
+}
+
+/**
+ * profileBenchmark runs serve and the bare server, one after the other, under the server
+ * benchmark's closed-loop load with --cpu-prof (serve keeps it through its re-exec), and prints
+ * where each spends its CPU per review, side by side: the profile of what separates them.
+ */
+async function profileBenchmark(): Promise<void> {
+  const s = await setup();
+  const { bodyFile } = benchReview(s);
+  const responseFile = join(s.dir, 'response.json');
+  writeFileSync(responseFile, encodeAnswer(review(decodeReview(JSON.parse(readFileSync(bodyFile, 'utf8'))), parsePolicy(readFileSync(POLICY, 'utf8')))));
+  const ours = await profileServer(s, bodyFile, 'lb-probe-webhook', [CLI, 'serve', '--policy', POLICY, '--tls-cert', join(s.certs, 'tls.crt'), '--tls-key', join(s.certs, 'tls.key'), '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s']);
+  const bare = await profileServer(s, bodyFile, 'bare Fastify', [...SERVE_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench/bare-server.ts'), join(s.certs, 'tls.crt'), join(s.certs, 'tls.key'), responseFile]);
+  const perReview = (r: LoadResult) => ((r.cpuMs * 1000) / r.requests).toFixed(0);
+  console.log(`\nProfile under closed-loop load, ${SECONDS} s each (${load1()}): ours ${ours.result.rps} req/s, ${perReview(ours.result)} µs CPU per review; bare ${bare.result.rps} req/s, ${perReview(bare.result)} µs CPU per review`);
+  console.log('µs of CPU per review, by where the profile puts it (its shares of busy time, scaled to the measured CPU per review):');
+  const names = [...new Set([...ours.groups.keys(), ...bare.groups.keys()])].sort((a, b) => (ours.groups.get(b) ?? 0) - (ours.groups.get(a) ?? 0));
+  console.log(table([['where', 'ours', 'bare', 'difference'], ...names.map((g) => [g, (ours.groups.get(g) ?? 0).toFixed(1), (bare.groups.get(g) ?? 0).toFixed(1), ((ours.groups.get(g) ?? 0) - (bare.groups.get(g) ?? 0)).toFixed(1)])]));
+  console.log('\nours, top functions by self time (µs per review):');
+  console.log(table([...ours.functions].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([f, us]) => [f.slice(0, 100), us.toFixed(1)])));
+  removeTempDir(s.dir);
+}
+
 async function main(): Promise<void> {
   const mode = process.argv[2] ?? 'all';
-  if (!['all', 'server', 'memory', 'e2e'].includes(mode)) {
-    console.error(`bench: unknown mode ${JSON.stringify(mode)}; one of server, memory, e2e (none: server then e2e)`);
+  if (!['all', 'server', 'memory', 'e2e', 'profile'].includes(mode)) {
+    console.error(`bench: unknown mode ${JSON.stringify(mode)}; one of server, memory, e2e, profile (none: server then e2e)`);
     process.exit(2);
   }
   console.log(`machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
   if (mode === 'all' || mode === 'server') await serverBenchmark();
   if (mode === 'memory') await memoryBenchmark();
+  if (mode === 'profile') await profileBenchmark();
   if (mode === 'all' || mode === 'e2e') await endToEndBenchmark();
 }
 

@@ -1,53 +1,39 @@
 /**
- * The serve command: the entry point that reads files, listens and handles signals. Everything it
- * starts is built by buildWebhookApp and buildHealthApp.
- *
- * Lifecycle: policy and certificate are validated before anything listens; then both files are
- * polled and swapped in place when they change (a file that does not validate is refused and the
- * last good one keeps serving). On SIGTERM or SIGINT /readyz fails at once; the webhook keeps
- * answering for --shutdown-delay while endpoints drain, then stops accepting connections, finishes
- * the reviews in flight, and the process exits 0 within --shutdown-grace.
+ * The serve command: it parses the flags and the environment, makes sure the process runs with
+ * the memory flags (runtime/memory.ts), and wires what the other modules build: the log, the
+ * metrics, the policy and certificate sources, the webhook and health servers (http/server.ts),
+ * the file watches and the lifecycle (runtime/lifecycle.ts), which runs the stop on SIGTERM or
+ * SIGINT. Policy and certificate are validated before anything listens.
  */
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Server as TlsServer } from 'node:tls';
-import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
+import { systemClock } from '../clock.js';
 import { readEnvironment } from '../config.js';
 import { ErrorCode, WebhookError } from '../errors.js';
-import { buildHealthApp } from '../http/health.js';
-import { buildWebhookApp } from '../http/app.js';
-import { RequestGate } from '../http/server.js';
+import { createHealthServer, createWebhookServer } from '../http/server.js';
+import { createLog } from '../log/log.js';
 import { WebhookMetrics } from '../metrics/metrics.js';
 import { loadPolicyFile } from '../policy/load.js';
+import { Lifecycle } from '../runtime/lifecycle.js';
+import { ensureMemoryFlags } from '../runtime/memory.js';
 import { CertificateSource, PolicySource } from '../runtime/reload.js';
 import { watchFiles } from '../runtime/watch.js';
-import { readTlsMaterial, serverTlsOptions } from '../tls/material.js';
-import { durationFlag, integerFlag, parseFlags, requireString } from './args.js';
+import { readTlsMaterial } from '../tls/material.js';
+import { durationFlag, integerFlag, parseFlags, requireString, usageError } from './args.js';
 import type { Io } from './io.js';
 
-/** CLOSE_IDLE_AGE_MS: when stopping, a connection without a request is closed once it is this old. */
-const CLOSE_IDLE_AGE_MS = 1000;
-/** LOG_FLUSH_MS bounds how long a log line may wait in the buffer. */
-const LOG_FLUSH_MS = 250;
-/** LOG_BUFFER_BYTES: log lines are written in batches of this size (about twenty-five review lines), or every LOG_FLUSH_MS; below sonic-boom's 16 KiB maximum write. */
-const LOG_BUFFER_BYTES = 8 * 1024;
-/**
- * LOG_MAX_PENDING_BYTES bounds the log lines waiting for stdout, about 3,500 review lines. When
- * nothing reads stdout (a stalled container runtime), lines beyond it are dropped and counted in
- * log_lines_dropped_total: reviews keep being answered, and memory stays inside its budget.
- */
-const LOG_MAX_PENDING_BYTES = 1024 * 1024;
-
-/** bufferLines hands every line to a sonic-boom in contentMode buffer as a Buffer of its own. */
-function bufferLines(sonic: pino.DestinationStream): pino.DestinationStream {
-  const sink = sonic as unknown as { write(chunk: Buffer): boolean };
-  return { write: (line: string) => void sink.write(Buffer.from(line)) };
-}
-
-function boundPort(app: FastifyInstance, fallback: number): number {
-  const address = app.server.address();
-  return typeof address === 'object' && address !== null ? address.port : fallback;
+/** listenError names the flag of the port, or the address, a server could not listen on. */
+function listenError(err: unknown, flag: string, host: string, port: number): WebhookError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = `${host}:${port}`;
+  const why =
+    code === 'EADDRINUSE'
+      ? `${where} is already in use`
+      : code === 'EACCES'
+        ? `not allowed to listen on ${where}`
+        : code === 'EADDRNOTAVAIL'
+          ? `${host} is not an address of this machine (--address)`
+          : `cannot listen on ${where}: ${(err as Error).message}`;
+  return new WebhookError(ErrorCode.LISTEN, `--${flag} ${port}: ${why}`, { cause: err });
 }
 
 /** runServe serves until SIGTERM or SIGINT, then drains and returns 0. */
@@ -72,55 +58,52 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const keyPath = requireString(values['tls-key'], 'tls-key');
   const port = integerFlag(values.port, 'port', 0, 65535, 9443);
   const healthPort = integerFlag(values['health-port'], 'health-port', 0, 65535, 8080);
+  if (port !== 0 && port === healthPort) throw usageError(`--port and --health-port must differ, both are ${port}`);
   const host = values.address ?? '0.0.0.0';
   const reloadMs = durationFlag(values['reload-interval'], 'reload-interval', 100, 3_600_000, 5000);
   const delayMs = durationFlag(values['shutdown-delay'], 'shutdown-delay', 0, 300_000, 5000);
   const graceMs = durationFlag(values['shutdown-grace'], 'shutdown-grace', 0, 300_000, 20_000);
   const env = readEnvironment();
+  ensureMemoryFlags(process);
 
   // Listen for the stop signals before anything starts, so a signal during start-up is a clean stop too.
   const stopSignal = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]) as Promise<[NodeJS.Signals]>;
+  const clock = systemClock;
   const initialPolicy = await loadPolicyFile(policyPath);
   const tlsSource = `${certPath} with key ${keyPath}`;
   const tls = await readTlsMaterial(certPath, keyPath, tlsSource);
-  // On the real stdout, log lines are buffered up to 8 KiB and written asynchronously, and the
-  // buffer is flushed every LOG_FLUSH_MS and at exit: one write per ten-odd review lines under
-  // load instead of one each, and no line waits longer than that when traffic is low.
-  // The buffer holds each line as its own Buffer (contentMode buffer): in utf8 mode sonic-boom
-  // measures the whole pending batch as a string on every write, a cost that grows with the batch.
-  const buffered = io.stdout === process.stdout ? pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, maxLength: LOG_MAX_PENDING_BYTES, contentMode: 'buffer' }) : undefined;
-  const destination: pino.DestinationStream = buffered === undefined ? io.stdout : bufferLines(buffered);
-  const flushTimer = buffered === undefined ? undefined : setInterval(() => buffered.flush(), LOG_FLUSH_MS).unref();
-  const logger = pino({ level: env.logLevel, base: { app: 'lb-probe-webhook' } }, destination);
   const metrics = new WebhookMetrics();
   metrics.certificateInUse(tls.notAfter);
-  buffered?.on('drop', () => metrics.logLineDropped());
-
+  const log = createLog({ level: env.logLevel, destination: io.stdout === process.stdout ? 1 : io.stdout, clock, bindings: { app: 'lb-probe-webhook' }, onDrop: () => metrics.logLineDropped() });
+  const { logger } = log;
   const policy = new PolicySource(initialPolicy, policyPath, logger, metrics);
-  let state: 'starting' | 'serving' | 'stopping' = 'starting';
-  const gate = new RequestGate();
-  const webhook = buildWebhookApp({ policy: () => policy.current(), logger, metrics, tls, gate });
-  const health = buildHealthApp({ logger, ready: () => (state === 'serving' ? undefined : state), metrics: metrics.registry });
-  const certificate = new CertificateSource(tlsSource, (m) => (webhook.server as unknown as TlsServer).setSecureContext(serverTlsOptions(m)), logger, metrics);
+  const lifecycle = new Lifecycle({ clock, logger, delayMs, graceMs });
+  const webhook = createWebhookServer({ policy: () => policy.current(), tls, log, clock, metrics });
+  const health = createHealthServer({ logger, ready: lifecycle.ready, metrics: metrics.registry, clock });
+  const certificate = new CertificateSource(tlsSource, (material) => webhook.rotateCertificate(material), logger, metrics);
 
+  const listen = (server: { listen(at: number, on: string): Promise<number> }, flag: string, at: number) =>
+    server.listen(at, host).catch((err: unknown) => Promise.reject(listenError(err, flag, host, at)));
+  let bound: { health: number; webhook: number };
   try {
-    await health.listen({ port: healthPort, host });
-    await webhook.listen({ port, host });
+    bound = { health: await listen(health, 'health-port', healthPort), webhook: await listen(webhook, 'port', port) };
   } catch (err: unknown) {
-    await Promise.allSettled([health.close(), webhook.close()]);
-    clearInterval(flushTimer);
-    throw new WebhookError(ErrorCode.LISTEN, `cannot listen: ${(err as Error).message}`, { cause: err });
+    await Promise.allSettled([health.close(), webhook.close(0)]);
+    log.close();
+    throw err;
   }
   // A file that cannot be read is a failed reload too: counted where operators alert, once per episode (watch.ts).
   const watches = [
-    await watchFiles({ paths: [policyPath], intervalMs: reloadMs, onChange: ([text]) => void policy.update(text ?? ''), onError: (err) => policy.unreadable(err) }),
-    await watchFiles({ paths: [certPath, keyPath], intervalMs: reloadMs, onChange: ([cert, key]) => void certificate.update(cert ?? '', key ?? ''), onError: (err) => certificate.unreadable(err) }),
+    await watchFiles({ paths: [policyPath], intervalMs: reloadMs, clock, onChange: ([text]) => void policy.update(text ?? ''), onError: (err) => policy.unreadable(err) }),
+    await watchFiles({ paths: [certPath, keyPath], intervalMs: reloadMs, clock, onChange: ([cert, key]) => void certificate.update(cert ?? '', key ?? ''), onError: (err) => certificate.unreadable(err) }),
   ];
-  state = 'serving';
+  lifecycle.serving();
   logger.info(
     {
-      port: boundPort(webhook, port),
-      healthPort: boundPort(health, healthPort),
+      url: `https://${host}:${bound.webhook}/mutate`,
+      healthUrl: `http://${host}:${bound.health}`,
+      port: bound.webhook,
+      healthPort: bound.health,
       provider: initialPolicy.provider,
       mode: initialPolicy.mode,
       probe: initialPolicy.probe,
@@ -129,31 +112,8 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     },
     'serving',
   );
-
   const [signal] = await stopSignal;
-  state = 'stopping';
-  logger.info({ signal, delayMs, graceMs }, 'stopping: /readyz fails now; reviews are still answered while endpoints drain');
-  for (const watch of watches) watch.stop();
-  // Every answer from now on says Connection: close, so keep-alive clients reconnect (to another
-  // replica once the endpoints have drained) instead of reusing a connection about to be closed.
-  gate.drain();
-  await sleep(delayMs);
-  const forced = setTimeout(() => {
-    logger.warn('shutdown grace period over: closing the connections still open');
-    webhook.server.closeAllConnections();
-  }, graceMs);
-  const closed = webhook.close();
-  // Not accepting any more: close every connection with no request being answered (idle after an
-  // answer at once; one in the TLS handshake or still sending headers once it is a second old);
-  // the others close after their answer, which says Connection: close.
-  logger.info({ open: gate.closeIdle(CLOSE_IDLE_AGE_MS), inFlight: gate.inFlight }, 'stopped accepting connections');
-  const sweep = setInterval(() => gate.closeIdle(CLOSE_IDLE_AGE_MS), CLOSE_IDLE_AGE_MS / 4);
-  await closed;
-  clearInterval(sweep);
-  clearTimeout(forced);
-  await health.close();
-  logger.info('stopped');
-  clearInterval(flushTimer);
-  buffered?.flushSync();
+  await lifecycle.stop(signal, { webhook, health, watches });
+  log.close();
   return 0;
 }

@@ -290,16 +290,21 @@ export function decide(input: DecisionInput): Decision {
   const namespace = input.namespace || stringAt(objectAt(object, 'metadata'), 'namespace');
   const { probe, rule } = probeFor(object, policy, namespace, warnings);
   if (probe === 'none') return skipped('probe is none', { warnings, probe, ...named });
-  /** leftAlone answers an object the webhook could annotate but must not, with a warning saying why and what to do. */
-  const leftAlone = (why: string): Decision => {
-    warnings.push(`${WARNING_PREFIX}left unchanged: ${why}`);
+  /**
+   * leftAlone answers an object the webhook could annotate but must not, with a warning saying
+   * what to do and then why: the advice first, since the API server may cut a warning past 256
+   * characters.
+   */
+  const leftAlone = (advice: string, why: string): Decision => {
+    warnings.push(`${WARNING_PREFIX}left unchanged; ${advice}: ${why}`);
     return { outcome: 'unchanged', patch: [], changes: [], reasons: [], warnings, notes, probe, ...named };
   };
 
   if (target.affected.length > MAX_AFFECTED_PORTS) {
     return leftAlone(
+      `annotate it by hand or set ${PROBE_ANNOTATION}: none`,
       `${target.affected.length} ports with appProtocol http or https, over the ${MAX_AFFECTED_PORTS} one object can be annotated for ` +
-        `(their annotations would exceed the API server's ${ANNOTATIONS_SIZE_LIMIT / 1024} KiB limit); annotate it by hand or set ${PROBE_ANNOTATION}: none`,
+        `(their annotations would exceed the API server's ${ANNOTATIONS_SIZE_LIMIT / 1024} KiB limit)`,
     );
   }
 
@@ -327,8 +332,8 @@ export function decide(input: DecisionInput): Decision {
   const bytes = annotationBytes(map);
   if (bytes > ANNOTATIONS_SIZE_LIMIT) {
     return leftAlone(
-      `${placement.location} would hold ${bytes} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}; ` +
-        'remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand',
+      'remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand',
+      `${placement.location} would hold ${bytes} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}`,
     );
   }
 
@@ -337,14 +342,14 @@ export function decide(input: DecisionInput): Decision {
     const max = policy.gateway.maxInfrastructureAnnotations;
     if (size > max) {
       return leftAlone(
-        `spec.infrastructure.annotations would hold ${size} entries, over the cap of ${max}; ` +
-          'remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service',
+        'remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service',
+        `spec.infrastructure.annotations would hold ${size} entries, over the cap of ${max}`,
       );
     }
   }
 
   if (policy.mode === 'warn') return { outcome: 'warned', patch: [], changes, reasons, warnings, notes, probe, ...named };
-  return { outcome: 'patched', object: clone, patch: diffWritten(object, clone), changes, reasons, warnings, notes, probe, ...named };
+  return { outcome: 'patched', object: clone, patch: diffWritten(object, clone, owned), changes, reasons, warnings, notes, probe, ...named };
 }
 
 /** annotationBytes is the size the API server counts for an annotation map: every key and value, in bytes of UTF-8. */
@@ -359,14 +364,22 @@ function annotationBytes(map: Record<string, unknown>): number {
 
 /**
  * diffWritten is fast-json-patch's compare of the admitted object and its copy-on-write clone,
- * run only on the top-level members the change wrote (the others are the same objects), so a
- * large status or managedFields is never walked.
+ * run only where the change wrote: it follows the copies the clone owns down from the top (the
+ * other members are the very same objects, so a large status or managedFields is never walked)
+ * and compares each written map with its original there. A map the change created, where the
+ * object had none, is added as it is: compare would deep-clone it (a JSON round trip), and the
+ * clone's own new map is never changed again.
  */
-function diffWritten(object: JsonObject, clone: JsonObject): Operation[] {
+function diffWritten(object: JsonObject, clone: JsonObject, owned: WeakSet<object>, path = ''): Operation[] {
   const patch: Operation[] = [];
   for (const key of Object.keys(clone)) {
-    if (clone[key] === object[key]) continue;
-    patch.push(...fastJsonPatch.compare(key in object ? { [key]: object[key] } : {}, { [key]: clone[key] }));
+    const before = object[key];
+    const after = clone[key];
+    if (after === before) continue;
+    const at = `${path}/${fastJsonPatch.escapePathComponent(key)}`;
+    if (before === undefined && !(key in object)) patch.push({ op: 'add', path: at, value: after });
+    else if (isObject(before) && isObject(after) && owned.has(after) && Object.values(after).some((v) => isObject(v) && owned.has(v))) patch.push(...diffWritten(before, after, owned, at));
+    else patch.push(...fastJsonPatch.compare({ [key]: before }, { [key]: after }).map((op) => ({ ...op, path: `${path}${op.path}` })));
   }
   return patch;
 }

@@ -1,6 +1,6 @@
 /**
- * buildWebhookApp returns the admission Fastify instance; it never listens. The entry point
- * (cli/serve.ts) passes the TLS material, the logger and the policy source, and starts it.
+ * buildWebhookApp returns the admission Fastify instance; it never listens (server.ts builds the
+ * server under it and starts it). The route only decodes, reviews and encodes.
  *
  * Outcome → HTTP status:
  * | outcome                                         | status | body                              |
@@ -14,32 +14,31 @@
  * | a bug                                           | 500    | { code, message }                 |
  * | the client hung up before the answer            | none   | counted in requests_aborted_total |
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
-import { pino, type Logger } from 'pino';
-import { decide, userMessages } from '../decision/decide.js';
+import type { Logger } from 'pino';
+import type { AdmissionAnswer, AdmissionRequest } from '../admission/review.js';
 import { ErrorCode, isWebhookError, WebhookError, type ErrorKind } from '../errors.js';
-import type { WebhookMetrics } from '../metrics/metrics.js';
-import type { Policy } from '../policy/schema.js';
-import type { TlsPair } from '../tls/material.js';
-import { decodeReview, encodeResponse, type AdmissionRequest } from './review.js';
-import { DEFAULT_BODY_LIMIT, RequestGate, webhookServerFactory } from './server.js';
+import { DEFAULT_BODY_LIMIT } from './bodies.js';
+import { decodeReview, encodeAnswer } from './review.js';
 
-export { DEFAULT_BODY_LIMIT } from './server.js';
+/** RefusalRecorder counts what the app refuses and the clients that hang up (WebhookMetrics is one). */
+export interface RefusalRecorder {
+  error(code: string): void;
+  aborted(): void;
+}
 
 /** WebhookAppOptions configures buildWebhookApp. */
 export interface WebhookAppOptions {
-  /** policy returns the policy in force; called once per review, so a reload takes effect on the next one. */
-  readonly policy: () => Policy;
+  /** review answers one decoded request under the policy in force (the seam of admission/review.ts, with its wrappers). */
+  readonly review: (request: AdmissionRequest) => AdmissionAnswer;
   readonly logger: Logger;
-  /** tls is the serving certificate and key; absent for an app only used through inject (tests). */
-  readonly tls?: TlsPair;
-  /** gate bounds the body bytes in work and tracks requests and connections on the real server (server.ts); one is made when absent. */
-  readonly gate?: RequestGate;
   readonly bodyLimit?: number;
-  /** now returns a monotonic time in milliseconds; injected for tests. */
-  readonly now?: () => number;
-  /** metrics records reviews, errors and requests in flight; optional. */
-  readonly metrics?: WebhookMetrics;
+  /** refusals counts refused requests and hang-ups; optional. */
+  readonly refusals?: RefusalRecorder;
+  /** serverFactory builds the TLS server under the app (server.ts); absent for an app only used through inject (tests). */
+  readonly serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => HttpsServer;
 }
 
 const FASTIFY_CODES: Record<string, ErrorKind> = {
@@ -73,25 +72,9 @@ function isClientGone(err: unknown, raw: { readonly destroyed: boolean; readonly
   return code === 'ECONNRESET' || code === 'ECONNABORTED' || (raw.destroyed && !raw.complete);
 }
 
-/**
- * reviewLine renders the one info line per review in pino's JSON format, the user-controlled
- * strings escaped by JSON.stringify: built directly rather than through pino's generic object
- * serialisation, it is the cheapest part of the hot path that still says everything.
- */
-function reviewLine(prefix: string, review: AdmissionRequest, outcome: string, probe: string | undefined, profile: string | undefined, changes: number, warnings: number, durationMs: number): string {
-  return (
-    `{"level":30,"time":${Date.now()}${prefix},"uid":${JSON.stringify(review.uid)},"kind":${JSON.stringify(review.kind.kind)}` +
-    `${review.namespace === undefined ? '' : `,"namespace":${JSON.stringify(review.namespace)}`}${review.name === undefined ? '' : `,"name":${JSON.stringify(review.name)}`}` +
-    `,"operation":"${review.operation}","dryRun":${review.dryRun},"decision":"${outcome}"${probe === undefined ? '' : `,"probe":${JSON.stringify(probe)}`}${profile === undefined ? '' : `,"profile":${JSON.stringify(profile)}`}` +
-    `,"changes":${changes},"warnings":${warnings},"durationMs":${durationMs},"msg":"review"}\n`
-  );
-}
-
 /** buildWebhookApp builds the admission server: POST /mutate. */
 export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
-  const now = options.now ?? (() => performance.now());
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const gate = options.gate ?? new RequestGate({ bodyLimit });
   const app = Fastify({
     loggerInstance: options.logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -100,8 +83,8 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     bodyLimit,
     // While closing, requests on connections already open are still answered: close() waits for them.
     return503OnClosing: false,
-    // The timeouts, TLS settings and body budget of the real server live in server.ts.
-    ...(options.tls !== undefined && { serverFactory: webhookServerFactory(options.tls, gate) }),
+    // The server is TLS, built by the factory (server.ts); this tells Fastify so, for the address it logs.
+    ...(options.serverFactory !== undefined && { https: true, serverFactory: options.serverFactory }),
   }) as unknown as FastifyInstance;
 
   // Only application/json is an AdmissionReview; Fastify would otherwise also parse text/plain.
@@ -118,54 +101,28 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     void parseJson(request, body as string, done);
   });
 
-  const { metrics } = options;
-  metrics?.observeGate(gate);
-
+  const { refusals } = options;
   app.setErrorHandler((err, request, reply) => {
     if (isClientGone(err, request.raw)) {
-      metrics?.aborted();
+      refusals?.aborted();
       request.log.info({ reason: (err as Error).message }, 'client closed the connection before the answer');
       void reply.code(400).send({ code: ErrorCode.CLIENT_GONE.code, message: 'the client closed the connection' });
       return;
     }
     const mapped = toWebhookError(err);
-    metrics?.error(mapped.code);
+    refusals?.error(mapped.code);
     const level = mapped.status >= 500 ? 'error' : 'warn';
     request.log[level]({ code: mapped.code, reason: mapped.message, err: mapped.status >= 500 ? err : undefined }, 'request refused');
     void reply.code(mapped.status).send({ code: mapped.code, message: mapped.message });
   });
   app.setNotFoundHandler((request, reply) => {
-    metrics?.error(ErrorCode.NOT_FOUND.code);
+    refusals?.error(ErrorCode.NOT_FOUND.code);
     void reply
       .code(ErrorCode.NOT_FOUND.status)
       .send({ code: ErrorCode.NOT_FOUND.code, message: `no route ${request.method} ${request.url}; the webhook serves POST /mutate` });
   });
 
-  const logger = options.logger;
-  const stream = (logger as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
-  const prefix = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '';
-  app.post('/mutate', async (request, reply) => {
-    const started = now();
-    const review = decodeReview(request.body);
-    const decision = decide({ object: review.object, operation: review.operation, policy: options.policy(), namespace: review.namespace });
-    const durationMs = Math.round((now() - started) * 1000) / 1000;
-    if (stream !== undefined && logger.isLevelEnabled('info')) {
-      stream.write(reviewLine(prefix, review, decision.outcome, decision.probe, decision.profile, decision.changes.length, decision.warnings.length, durationMs));
-    }
-    if (decision.patch.length > 0 || decision.notes.length > 0) {
-      request.log.debug({ uid: review.uid, patch: decision.patch, notes: decision.notes }, 'review detail');
-    }
-    const messages = userMessages(decision);
-    metrics?.review({
-      // A bounded label set: the kind comes from the request, and any client can send one.
-      kind: review.kind.kind === 'Service' || review.kind.kind === 'Gateway' ? review.kind.kind : 'other',
-      operation: review.operation,
-      decision: decision.outcome,
-      durationMs,
-      patched: decision.patch.length > 0,
-      warnings: messages.length,
-    });
-    return reply.send(encodeResponse(review.uid, decision.patch, messages));
-  });
+  // Decode, review, encode: everything else (the decision, its log line, its metrics) is behind review.
+  app.post('/mutate', (request, reply) => reply.type('application/json').send(encodeAnswer(options.review(decodeReview(request.body)))));
   return app;
 }

@@ -64,7 +64,7 @@ export class ByteBudget {
 
   private wake(): void {
     // First come first served: a large request at the head is not overtaken by small ones behind
-    // it, so it cannot starve. Small and large requests use separate budgets (see body.ts).
+    // it, so it cannot starve. Small and large requests use separate budgets (bodies.ts).
     while (this.waiting.length > 0) {
       const head = this.waiting[0] as Waiter;
       if (this.used + head.bytes > this.capacity) return;

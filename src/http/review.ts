@@ -1,28 +1,17 @@
 /**
  * The AdmissionReview edge: decode an untrusted body into a version-neutral request once, and
- * encode a decision back into an admission.k8s.io/v1 AdmissionReview. Nothing else in the project
+ * encode an answer back into an admission.k8s.io/v1 AdmissionReview. Nothing else in the project
  * knows the wire format.
  */
-import type { Operation } from 'fast-json-patch';
+import { OPERATIONS, type AdmissionAnswer, type AdmissionRequest } from '../admission/review.js';
 import { isObject, objectAt, stringAt } from '../core/json.js';
 import { ErrorCode, WebhookError } from '../errors.js';
 
 /** ADMISSION_API_VERSION is the only AdmissionReview version served (admissionReviewVersions: [v1]). */
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
-const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
-
 /** MAX_UID_LENGTH bounds the uid echoed back; API server uids are 36-character UUIDs. */
 const MAX_UID_LENGTH = 256;
-
-/**
- * MAX_WARNING_LENGTH: Kubernetes asks webhooks to keep warnings under 120 characters where
- * possible and may truncate those over 256 (admission.k8s.io/v1 AdmissionResponse.warnings).
- */
-export const MAX_WARNING_LENGTH = 256;
-
-/** MAX_WARNINGS bounds the number of warnings in one response. */
-export const MAX_WARNINGS = 20;
 
 /**
  * MAX_OBJECT_DEPTH bounds the nesting of request.object. A Service or Gateway, managedFields
@@ -31,27 +20,19 @@ export const MAX_WARNINGS = 20;
  */
 export const MAX_OBJECT_DEPTH = 64;
 
-/** depthExceeds tells whether a JSON value nests deeper than max levels; it never recurses deeper than max + 1. */
+/** depthExceeds tells whether a JSON value nests deeper than max levels; it never recurses deeper than max + 1, and never into a primitive. */
 export function depthExceeds(value: unknown, max: number, depth = 1): boolean {
   if (typeof value !== 'object' || value === null) return false;
   if (depth > max) return true;
   if (Array.isArray(value)) {
-    for (const child of value) if (depthExceeds(child, max, depth + 1)) return true;
+    for (const child of value) if (typeof child === 'object' && child !== null && depthExceeds(child, max, depth + 1)) return true;
     return false;
   }
-  for (const key in value) if (depthExceeds((value as Record<string, unknown>)[key], max, depth + 1)) return true;
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key];
+    if (typeof child === 'object' && child !== null && depthExceeds(child, max, depth + 1)) return true;
+  }
   return false;
-}
-
-/** AdmissionRequest is the part of an AdmissionReview request the webhook reads, checked. */
-export interface AdmissionRequest {
-  readonly uid: string;
-  readonly kind: { readonly group: string; readonly version: string; readonly kind: string };
-  readonly namespace: string | undefined;
-  readonly name: string | undefined;
-  readonly operation: (typeof OPERATIONS)[number];
-  readonly object: unknown;
-  readonly dryRun: boolean;
 }
 
 function invalid(message: string): WebhookError {
@@ -103,22 +84,13 @@ export function decodeReview(body: unknown): AdmissionRequest {
   };
 }
 
-function boundWarnings(warnings: readonly string[]): string[] {
-  const out = warnings.slice(0, MAX_WARNINGS).map((w) => (w.length > MAX_WARNING_LENGTH ? `${w.slice(0, MAX_WARNING_LENGTH - 1)}…` : w));
-  if (warnings.length > MAX_WARNINGS) out[MAX_WARNINGS - 1] = `lb-probe-webhook: ${warnings.length - MAX_WARNINGS + 1} more warnings in the webhook log`;
-  return out;
-}
-
-/** encodeResponse builds the AdmissionReview answer: always allowed, the uid copied, the patch base64-encoded when there is one. */
-export function encodeResponse(uid: string, patch: readonly Operation[], warnings: readonly string[]): object {
-  return {
-    apiVersion: ADMISSION_API_VERSION,
-    kind: 'AdmissionReview',
-    response: {
-      uid,
-      allowed: true,
-      ...(patch.length > 0 && { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') }),
-      ...(warnings.length > 0 && { warnings: boundWarnings(warnings) }),
-    },
-  };
+/**
+ * encodeAnswer renders the AdmissionReview answer as the JSON text sent: always allowed, the uid
+ * copied, the patch base64-encoded when there is one, and the answer's warnings. Built as one
+ * string: no response object for the framework to walk and stringify.
+ */
+export function encodeAnswer(answer: AdmissionAnswer): string {
+  const patch = answer.patch.length === 0 ? '' : `,"patchType":"JSONPatch","patch":"${Buffer.from(JSON.stringify(answer.patch)).toString('base64')}"`;
+  const warnings = answer.warnings.length === 0 ? '' : `,"warnings":${JSON.stringify(answer.warnings)}`;
+  return `{"apiVersion":"${ADMISSION_API_VERSION}","kind":"AdmissionReview","response":{"uid":${JSON.stringify(answer.uid)},"allowed":true${patch}${warnings}}}`;
 }

@@ -1,249 +1,225 @@
 /**
- * The HTTP servers under the Fastify apps, built here so that every phase of a connection has a
- * bound, and the webhook port's memory has one too.
+ * The servers of `serve`, built apart from starting them. createWebhookServer returns the HTTPS
+ * admission server with listen, rotateCertificate, drain and close; createHealthServer the plain
+ * HTTP one for probes and metrics. Under each Fastify app is a Node server made here, so that every
+ * phase of a connection has a bound (a ConnectionTracker, connections.ts) and the webhook port's
+ * memory has one too (BodyAdmission, bodies.ts). Nothing outside reaches into these servers.
  *
- * | phase (both ports unless said)                      | bound                          |
- * |-----------------------------------------------------|--------------------------------|
- * | TLS handshake (webhook port)                        | TLS_HANDSHAKE_TIMEOUT_MS, 10 s |
- * | request line and headers                            | HEADERS_TIMEOUT_MS, 10 s       |
- * | whole request: headers, waiting for room, and body  | REQUEST_TIMEOUT_MS, 30 s       |
- * | idle keep-alive connection                          | KEEP_ALIVE_TIMEOUT_MS, 72 s    |
- *
- * Node checks the header and request deadlines every CHECK_INTERVAL_MS, so each is kept to within
- * a second (Node's default interval is 30 s, which made a 30 s deadline act as 30 to 60 s).
+ * Node's own settings that stay: headersTimeout (the one bound the tracker cannot enforce, a
+ * second request's head on a kept-alive connection, checked every CHECK_INTERVAL_MS; Node's
+ * default interval of 30 s made a 30 s deadline act as 30 to 60 s) and maxConnections. Node's
+ * requestTimeout and keepAliveTimeout are off: the tracker enforces both on the injected clock.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { withReviewLog, REVIEW_MESSAGE } from '../admission/logged.js';
+import { withMetrics } from '../admission/measured.js';
+import { review } from '../admission/review.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { Log } from '../log/log.js';
+import type { WebhookMetrics } from '../metrics/metrics.js';
+import type { Policy } from '../policy/schema.js';
 import { serverTlsOptions, type TlsPair } from '../tls/material.js';
-import { ByteBudget, type Release } from './budget.js';
+import { buildWebhookApp } from './app.js';
+import { BodyAdmission, type BodyBudgetOptions } from './bodies.js';
+import { CHECK_INTERVAL_MS, ConnectionTracker, HEADERS_TIMEOUT_MS, type ConnectionLimits } from './connections.js';
+import { buildHealthApp } from './health.js';
 
-/** TLS_HANDSHAKE_TIMEOUT_MS bounds the TLS handshake (Node's default is 120 s). */
-export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
-/** HEADERS_TIMEOUT_MS bounds the request line and headers; the API server sends them at once. */
-export const HEADERS_TIMEOUT_MS = 10_000;
-/**
- * REQUEST_TIMEOUT_MS bounds a whole request. The API server gives a webhook at most
- * timeoutSeconds, 30 s at most (admissionregistration.k8s.io/v1 MutatingWebhook.timeoutSeconds),
- * so a request still incomplete after that has no one waiting for its answer.
- */
-export const REQUEST_TIMEOUT_MS = 30_000;
-/** KEEP_ALIVE_TIMEOUT_MS closes an idle keep-alive connection (Fastify's default). */
-export const KEEP_ALIVE_TIMEOUT_MS = 72_000;
-/** CHECK_INTERVAL_MS is how often Node checks the header and request deadlines. */
-export const CHECK_INTERVAL_MS = 1_000;
-/**
- * MAX_IDLE_CONNECTIONS: beyond this many idle keep-alive connections the least recently used is
- * closed. An idle TLS connection costs tens of kilobytes; the API server keeps at most 25 idle
- * connections per webhook host (k8s.io/apimachinery/pkg/util/net SetTransportDefaults,
- * DefaultMaxIdleConnsPerHost), so a few API servers stay far below the cap.
- */
-export const MAX_IDLE_CONNECTIONS = 256;
-/**
- * MAX_CONNECTIONS bounds the open connections; Node closes any beyond it at once. The API server
- * opens one per concurrent call (at most its --max-mutating-requests-inflight, 200 by default).
- */
-export const MAX_CONNECTIONS = 1024;
+/** CLOSE_IDLE_AGE_MS: when stopping, a connection without a request is closed once it is this old (a second to deliver the request it was opened for). */
+export const CLOSE_IDLE_AGE_MS = 1000;
 
-const HTTP_OPTIONS = {
+const NODE_HTTP_OPTIONS = {
   headersTimeout: HEADERS_TIMEOUT_MS,
-  requestTimeout: REQUEST_TIMEOUT_MS,
-  keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+  requestTimeout: 0,
+  keepAliveTimeout: 0,
   connectionsCheckingInterval: CHECK_INTERVAL_MS,
 } as const;
 
-/**
- * DEFAULT_BODY_LIMIT, the largest review accepted. The API server decodes at most 3 MiB of
- * request body per object (k8s.io/apiserver/pkg/server/config.go, MaxRequestBodyBytes, "2x" etcd's
- * 1.5 MiB request limit), and an UPDATE's review carries the object and the old object, each
- * JSON-encoded, plus a small envelope: 2 × 3 MiB + 1 MiB of headroom.
- */
-export const DEFAULT_BODY_LIMIT = 7 * 1024 * 1024;
-/** SMALL_BODY: bodies up to this size use the small budget; every realistic Service or Gateway review is far below it. */
-export const SMALL_BODY = 256 * 1024;
-/**
- * DEFAULT_SMALL_BUDGET bounds the bytes of small bodies in work at once: 8 MiB is two thousand
- * 4 KiB reviews, more than the throughput of one process at any moment.
- */
-export const DEFAULT_SMALL_BUDGET = 8 * 1024 * 1024;
-/**
- * DEFAULT_LARGE_BUDGET is the room for large bodies: each takes all of it, so one large review is
- * in work at a time. Deciding a review holds several times its size in parsed objects, the patch
- * and the answer; see the README's memory budget for the measurements.
- */
-export const DEFAULT_LARGE_BUDGET = DEFAULT_BODY_LIMIT;
-
-/** BodyBudgetOptions sizes the two budgets. */
-export interface BodyBudgetOptions {
-  readonly bodyLimit?: number;
-  readonly smallBudget?: number;
-  readonly largeBudget?: number;
+/** WebhookServerOptions is what the admission server is built from. */
+export interface WebhookServerOptions {
+  /** policy returns the policy in force; called once per review, so a reload takes effect on the next one. */
+  readonly policy: () => Policy;
+  readonly tls: TlsPair;
+  readonly log: Log;
+  readonly clock?: Clock;
+  readonly metrics?: WebhookMetrics;
+  /** limits and budgets override the connection bounds and body budgets (tests). */
+  readonly limits?: Partial<ConnectionLimits>;
+  readonly budgets?: BodyBudgetOptions;
+  /** collect runs after each large body's answer (a full garbage collection unless a test gives its own). */
+  readonly collect?: () => void;
 }
 
-/**
- * RequestGate sits in front of the webhook's Fastify handler on the real server. Per request it
- * counts the request in flight until its response closes (answered or aborted, pipelined ones
- * included), holds the body until its budget has room (TCP backpressure meanwhile), and while
- * draining answers with `Connection: close`. It also tracks connections, so that stopping can
- * close at once every connection that has no request being answered.
- */
-export class RequestGate {
-  private inFlightCount = 0;
-  private drainingNow = false;
-  private readonly bodyLimit: number;
-  private readonly small: ByteBudget;
-  private readonly large: ByteBudget;
-  /** Connections by their TCP socket; the value is the number of requests being answered on it. */
-  private readonly connections = new Map<Socket, number>();
-  /** Connections that have answered a request and wait for the next, least recently used first. */
-  private readonly idle = new Set<Socket>();
-  private readonly openedAt = new WeakMap<Socket, number>();
-  /** Responses not yet closed, so that drain() can mark those already under way too. */
-  private readonly answering = new Set<ServerResponse>();
-
-  constructor(options: BodyBudgetOptions = {}) {
-    this.bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-    this.small = new ByteBudget(options.smallBudget ?? DEFAULT_SMALL_BUDGET);
-    this.large = new ByteBudget(options.largeBudget ?? DEFAULT_LARGE_BUDGET);
-  }
-
+/** ServerState is what a server reports of its connections and requests. */
+export interface ServerState {
   /** inFlight is the number of requests received and not yet answered or aborted. */
-  get inFlight(): number {
-    return this.inFlightCount;
-  }
-
+  readonly inFlight: number;
+  /** open is the number of connections open. */
+  readonly open: number;
+  /** idle is the number of connections idle after an answer. */
+  readonly idle: number;
   /** waiting is the number of requests waiting for room in a body budget. */
-  get waiting(): number {
-    return this.small.queued + this.large.queued;
-  }
+  readonly waiting: number;
+  /** bodyBytes is the number of request body bytes in work now, by budget. */
+  readonly bodyBytes: { readonly small: number; readonly large: number };
+}
 
-  /** bodyBytes is the number of body bytes in work now, by budget. */
-  get bodyBytes(): { small: number; large: number } {
-    return { small: this.small.inUse, large: this.large.inUse };
-  }
-
-  /** drain makes every response from now on close its connection, so that clients reconnect elsewhere. */
-  drain(): void {
-    this.drainingNow = true;
-    for (const res of this.answering) if (!res.headersSent) res.setHeader('connection', 'close');
-  }
-
+/** WebhookServer is the admission server, built and not yet listening. */
+export interface WebhookServer {
+  /** listen starts accepting on host:port and returns the port bound (port 0 picks one). */
+  listen(port: number, host: string): Promise<number>;
+  /** rotateCertificate serves a new certificate and key to new connections; open ones finish on the old. */
+  rotateCertificate(pair: TlsPair): void;
+  /** drain makes every answer from now on say `Connection: close`, so keep-alive clients reconnect (elsewhere, once endpoints are updated). */
+  drain(): void;
   /**
-   * closeIdle destroys the connections with no request being answered that are idle after an
-   * answer, or older than minAgeMs (still in the TLS handshake or sending headers); a younger one
-   * is left its moment to deliver the request it was opened for. Call it once the server has
-   * stopped accepting, until it returns 0 left; connections with a request end after its answer
-   * (Connection: close). It returns the number of connections still open.
+   * close stops accepting, closes every connection without a request being answered (one still
+   * in its handshake or head once it is CLOSE_IDLE_AGE_MS old), lets the others finish their
+   * answer, and after graceMs closes those still open. It resolves once every connection is closed.
    */
-  closeIdle(minAgeMs = 0): number {
-    const now = Date.now();
-    for (const [socket, busy] of this.connections) {
-      if (busy === 0 && (this.idle.has(socket) || now - (this.openedAt.get(socket) ?? 0) >= minAgeMs)) socket.destroy();
-    }
-    return this.connections.size;
+  close(graceMs: number): Promise<void>;
+  readonly state: ServerState;
+  /** app is the Fastify instance, for inject in tests. */
+  readonly app: FastifyInstance;
+}
+
+/** WebhookHttpsServer is Node's HTTPS server that calls onClose the moment it stops accepting, so that stopping can close idle connections right then. */
+class WebhookHttpsServer extends HttpsServer {
+  onClose: () => void = () => undefined;
+
+  override close(callback?: (err?: Error) => void): this {
+    super.close(callback);
+    this.onClose();
+    return this;
   }
+}
 
-  /** attach wires the gate to a server: connection tracking and the request wrapper around handler. */
-  attach(server: HttpServer | HttpsServer, handler: (req: IncomingMessage, res: ServerResponse) => void): void {
-    server.maxConnections = MAX_CONNECTIONS;
-    server.on('connection', (socket: Socket) => {
-      this.connections.set(socket, 0);
-      this.openedAt.set(socket, Date.now());
-      socket.once('close', () => {
-        this.connections.delete(socket);
-        this.idle.delete(socket);
-      });
-    });
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.admit(req, res, handler));
-  }
+function boundPort(app: FastifyInstance): number {
+  return (app.server.address() as AddressInfo).port;
+}
 
-  private becameIdle(socket: Socket): void {
-    this.idle.add(socket);
-    if (this.idle.size <= MAX_IDLE_CONNECTIONS) return;
-    const oldest = this.idle.values().next().value as Socket;
-    this.idle.delete(oldest);
-    oldest.destroy();
-  }
-
-  private admit(req: IncomingMessage, res: ServerResponse, handler: (req: IncomingMessage, res: ServerResponse) => void): void {
-    // The TCP socket under a TLS socket is its _parent; a plain socket is its own.
-    const raw = (req.socket as TLSSocket & { _parent?: Socket })._parent ?? req.socket;
-    this.inFlightCount++;
-    const busy = this.connections.get(raw);
-    if (busy !== undefined) this.connections.set(raw, busy + 1);
-    this.idle.delete(raw);
-    if (this.drainingNow) res.setHeader('connection', 'close');
-    this.answering.add(res);
-    let release: Release | undefined;
-    let cancel: (() => void) | undefined;
-    res.once('close', () => {
-      this.inFlightCount--;
-      this.answering.delete(res);
-      const count = this.connections.get(raw);
-      if (count !== undefined) {
-        this.connections.set(raw, count - 1);
-        if (count === 1 && !raw.destroyed) this.becameIdle(raw);
-      }
-      cancel?.();
-      if (release !== undefined && large) collectGarbage();
-      release?.();
-    });
-
-    const bytes = bodyBytes(req, this.bodyLimit);
-    if (bytes === 0) {
-      handler(req, res);
-      return;
-    }
-    const large = bytes > SMALL_BODY;
-    // A large review takes the whole large budget: one at a time, since deciding one holds several
-    // times its size (the README's memory budget).
-    cancel = (large ? this.large : this.small).acquire(large ? this.large.capacity : bytes, (granted) => {
-      cancel = undefined;
-      if (res.closed) {
-        granted();
+/** createWebhookServer builds the admission server: the review seam with its log line and metrics, behind a connection tracker and body admission. */
+export function createWebhookServer(options: WebhookServerOptions): WebhookServer {
+  const clock = options.clock ?? systemClock;
+  const { log, metrics } = options;
+  const { logger } = log;
+  const tracker = new ConnectionTracker(clock, options.limits);
+  const bodies = new BodyAdmission(options.budgets, options.collect);
+  const state: ServerState = {
+    get inFlight() { return tracker.inFlight; },
+    get open() { return tracker.open; },
+    get idle() { return tracker.idleCount; },
+    get waiting() { return bodies.waiting; },
+    get bodyBytes() { return bodies.bodyBytes; },
+  };
+  metrics?.observeServer(state);
+  const measured = metrics === undefined ? review : withMetrics(review, metrics, clock);
+  const reviewer = withReviewLog(measured, { line: log.infoLine(REVIEW_MESSAGE), logger, clock });
+  let server: WebhookHttpsServer | undefined;
+  const app = buildWebhookApp({
+    review: (request) => reviewer(request, options.policy()),
+    logger,
+    ...(options.budgets?.bodyLimit !== undefined && { bodyLimit: options.budgets.bodyLimit }),
+    ...(metrics !== undefined && { refusals: metrics }),
+    serverFactory: (handler) => {
+      server = new WebhookHttpsServer({ ...serverTlsOptions(options.tls), ...NODE_HTTP_OPTIONS });
+      tracker.attach(server, (req, res) => bodies.admit(req, res, handler), true);
+      return server;
+    },
+  });
+  return {
+    app,
+    state,
+    async listen(port, host) {
+      await app.listen({ port, host });
+      return boundPort(app);
+    },
+    rotateCertificate(pair) {
+      server?.setSecureContext(serverTlsOptions(pair));
+    },
+    drain() {
+      tracker.drain();
+    },
+    async close(graceMs) {
+      if (server?.listening !== true) {
+        await app.close();
+        tracker.stop();
         return;
       }
-      release = granted;
-      handler(req, res);
-    });
-  }
-}
-
-/**
- * collectGarbage runs a full collection when the process was started with --expose-gc (the
- * image's NODE_OPTIONS): after a large review, before the next one is let in, so that the heap
- * holds one large review's garbage at most instead of letting several pile up before V8 collects
- * them. Large reviews are rare; a collection takes a few milliseconds.
- */
-function collectGarbage(): void {
-  (globalThis as { gc?: () => void }).gc?.();
-}
-
-/**
- * bodyBytes is what a request's body will hold: its Content-Length, the whole limit for a chunked
- * body of unknown length, and 0 when there is no body or when it is over the limit (Fastify
- * refuses it with 413 before reading it).
- */
-function bodyBytes(req: IncomingMessage, limit: number): number {
-  const length = req.headers['content-length'];
-  if (length !== undefined) {
-    const n = Number(length);
-    return Number.isSafeInteger(n) && n > 0 && n <= limit ? n : 0;
-  }
-  return req.headers['transfer-encoding'] === undefined ? 0 : limit;
-}
-
-/** webhookServerFactory returns a Fastify serverFactory for the HTTPS webhook port, behind the gate. */
-export function webhookServerFactory(tls: TlsPair, gate: RequestGate) {
-  return (handler: (req: IncomingMessage, res: ServerResponse) => void): HttpsServer => {
-    const server = createHttpsServer({ ...serverTlsOptions(tls), ...HTTP_OPTIONS, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS });
-    gate.attach(server, handler);
-    return server;
+      const forced = clock.setTimeout(() => {
+        logger.warn({ open: tracker.open, inFlight: tracker.inFlight }, 'shutdown grace period over: closing the connections still open');
+        tracker.closeAll();
+      }, graceMs);
+      let cancelSweep = (): void => undefined;
+      server.onClose = () => {
+        // Not accepting any more: close every connection with no request being answered now, and
+        // the younger ones once they are CLOSE_IDLE_AGE_MS old; the others close after their answer.
+        logger.info({ open: tracker.closeIdle(CLOSE_IDLE_AGE_MS), inFlight: tracker.inFlight }, 'stopped accepting connections');
+        cancelSweep = clock.setInterval(() => void tracker.closeIdle(CLOSE_IDLE_AGE_MS), CLOSE_IDLE_AGE_MS / 4);
+      };
+      try {
+        await app.close();
+      } finally {
+        cancelSweep();
+        forced();
+        tracker.stop();
+      }
+    },
   };
 }
 
-/** healthServerFactory returns a Fastify serverFactory for the plain-HTTP health port, with the same timeouts. */
-export function healthServerFactory() {
-  return (handler: (req: IncomingMessage, res: ServerResponse) => void): HttpServer => createHttpServer(HTTP_OPTIONS, handler);
+/** HealthServerOptions is what the health server is built from. */
+export interface HealthServerOptions {
+  readonly logger: Log['logger'];
+  /** ready returns undefined when ready, else the reason it is not. */
+  readonly ready: () => string | undefined;
+  /** metrics, when given, is served at GET /metrics. */
+  readonly metrics?: Registry;
+  readonly clock?: Clock;
+  readonly limits?: Partial<ConnectionLimits>;
+}
+
+/** HealthServer is the plain-HTTP health server, built and not yet listening. */
+export interface HealthServer {
+  listen(port: number, host: string): Promise<number>;
+  close(): Promise<void>;
+  readonly state: Pick<ServerState, 'inFlight' | 'open' | 'idle'>;
+  readonly app: FastifyInstance;
+}
+
+/** createHealthServer builds the health server, with the webhook port's connection bounds. */
+export function createHealthServer(options: HealthServerOptions): HealthServer {
+  const tracker = new ConnectionTracker(options.clock ?? systemClock, options.limits);
+  const app = buildHealthApp({
+    logger: options.logger,
+    ready: options.ready,
+    ...(options.metrics !== undefined && { metrics: options.metrics }),
+    serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
+      const server = createHttpServer(NODE_HTTP_OPTIONS);
+      tracker.attach(server, handler, false);
+      return server;
+    },
+  });
+  return {
+    app,
+    state: {
+      get inFlight() { return tracker.inFlight; },
+      get open() { return tracker.open; },
+      get idle() { return tracker.idleCount; },
+    },
+    async listen(port, host) {
+      await app.listen({ port, host });
+      return boundPort(app);
+    },
+    async close() {
+      try {
+        await app.close();
+      } finally {
+        tracker.stop();
+      }
+    },
+  };
 }

@@ -3,17 +3,18 @@
  * the global one), served on the health port at /metrics. Names follow Prometheus conventions
  * with the one prefix `lb_probe_webhook_`.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { SeriesCounter, SeriesHistogram } from './series.js';
 
 /** METRIC_PREFIX starts every metric name. */
 export const METRIC_PREFIX = 'lb_probe_webhook_';
 
 /**
- * GateCounts is what the metrics read, when scraped, from whatever admits the webhook's requests
- * (the HTTP server's RequestGate has these counters); declared here so that metrics depend on no
+ * ServerCounts is what the metrics read, when scraped, from the webhook server (its connection
+ * tracker and body admission keep these counts); declared here so that metrics depend on no
  * server.
  */
-export interface GateCounts {
+export interface ServerCounts {
   /** inFlight is the number of requests received and not yet answered or aborted. */
   readonly inFlight: number;
   /** waiting is the number of requests waiting for room in a body budget. */
@@ -22,14 +23,27 @@ export interface GateCounts {
   readonly bodyBytes: { readonly small: number; readonly large: number };
 }
 
-/** ReviewEvent describes one answered review. */
-export interface ReviewEvent {
-  readonly kind: string;
-  readonly operation: string;
-  readonly decision: string;
-  readonly durationMs: number;
-  readonly patched: boolean;
-  readonly warnings: number;
+/** ReviewRecorder records answered reviews; WebhookMetrics is one (the admission layer's metrics wrapper takes this interface). */
+export interface ReviewRecorder {
+  /**
+   * reviewed records one answered review: its kind (any string; other than Service and Gateway
+   * it is counted as `other`, so the label set stays bounded whatever clients send), operation,
+   * decision, duration, whether it was patched, and the number of warnings the client was shown.
+   */
+  reviewed(kind: string, operation: string, decision: string, seconds: number, patched: boolean, warnings: number): void;
+}
+
+/** REVIEW_KINDS label the review metrics; any other kind a client sends counts as the last, `other`. */
+export const REVIEW_KINDS = ['Service', 'Gateway', 'other'] as const;
+/** REVIEW_OPERATIONS are the admission operations; anything else counts as the last, `other`. */
+export const REVIEW_OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT', 'other'] as const;
+/** REVIEW_DECISIONS are the decisions' outcomes; anything else counts as the last, `other`. */
+export const REVIEW_DECISIONS = ['patched', 'warned', 'unchanged', 'skipped', 'other'] as const;
+
+/** indexOf is the index of value in a label list, or of its last entry (`other`) when absent. */
+function indexOf(list: readonly string[], value: string): number {
+  const i = list.indexOf(value);
+  return i < 0 ? list.length - 1 : i;
 }
 
 /** ReloadResult is the outcome of one reload attempt. */
@@ -39,23 +53,27 @@ export type ReloadResult = 'success' | 'failure';
 export class WebhookMetrics {
   /** registry holds every metric of this process. */
   readonly registry = new Registry();
-  private readonly reviews = new Counter({
+  // The review metrics are recorded on the hot path: fixed label sets addressed by index (series.ts).
+  private readonly reviews = new SeriesCounter({
     name: `${METRIC_PREFIX}reviews_total`,
     help: 'AdmissionReviews answered, by object kind, operation and decision (patched, warned, unchanged, skipped).',
     labelNames: ['kind', 'operation', 'decision'],
-    registers: [this.registry],
+    series: REVIEW_KINDS.flatMap((kind) => REVIEW_OPERATIONS.flatMap((operation) => REVIEW_DECISIONS.map((decision) => [kind, operation, decision]))),
+    registry: this.registry,
   });
-  private readonly patches = new Counter({
+  private readonly patches = new SeriesCounter({
     name: `${METRIC_PREFIX}patches_total`,
     help: 'AdmissionReviews answered with a JSON patch, by object kind.',
     labelNames: ['kind'],
-    registers: [this.registry],
+    series: REVIEW_KINDS.map((kind) => [kind]),
+    registry: this.registry,
   });
-  private readonly warnings = new Counter({
+  private readonly warnings = new SeriesCounter({
     name: `${METRIC_PREFIX}warnings_total`,
     help: 'Admission warnings returned to clients, by object kind.',
     labelNames: ['kind'],
-    registers: [this.registry],
+    series: REVIEW_KINDS.map((kind) => [kind]),
+    registry: this.registry,
   });
   private readonly errors = new Counter({
     name: `${METRIC_PREFIX}errors_total`,
@@ -63,27 +81,28 @@ export class WebhookMetrics {
     labelNames: ['code'],
     registers: [this.registry],
   });
-  private readonly duration = new Histogram({
+  private readonly duration = new SeriesHistogram({
     name: `${METRIC_PREFIX}review_duration_seconds`,
     help: 'Time to decide one AdmissionReview, from decoded body to encoded answer.',
     labelNames: ['kind'],
+    series: REVIEW_KINDS.map((kind) => [kind]),
     // The API server allows a webhook timeoutSeconds of 1 to 30; the decision takes well under a millisecond.
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
-    registers: [this.registry],
+    registry: this.registry,
   });
-  // The gate's own counters, read when scraped: nothing on the hot path.
-  private gate: GateCounts | undefined;
+  // The server's own counts, read when scraped: nothing on the hot path.
+  private server: ServerCounts | undefined;
   private readonly inFlight: Gauge = new Gauge({
     name: `${METRIC_PREFIX}requests_in_flight`,
     help: 'Requests on the webhook port received and not yet answered or aborted.',
     registers: [this.registry],
-    collect: (): void => void this.inFlight.set(this.gate?.inFlight ?? 0),
+    collect: (): void => void this.inFlight.set(this.server?.inFlight ?? 0),
   });
   private readonly waiting: Gauge = new Gauge({
     name: `${METRIC_PREFIX}requests_waiting`,
     help: 'Requests whose body waits for room in the body budget (TCP backpressure meanwhile).',
     registers: [this.registry],
-    collect: (): void => void this.waiting.set(this.gate?.waiting ?? 0),
+    collect: (): void => void this.waiting.set(this.server?.waiting ?? 0),
   });
   private readonly bodyBytes: Gauge = new Gauge({
     name: `${METRIC_PREFIX}request_body_budget_bytes_in_use`,
@@ -91,7 +110,7 @@ export class WebhookMetrics {
     labelNames: ['budget'],
     registers: [this.registry],
     collect: (): void => {
-      const bytes = this.gate?.bodyBytes ?? { small: 0, large: 0 };
+      const bytes = this.server?.bodyBytes ?? { small: 0, large: 0 };
       this.bodyBytes.set({ budget: 'small' }, bytes.small);
       this.bodyBytes.set({ budget: 'large' }, bytes.large);
     },
@@ -132,9 +151,9 @@ export class WebhookMetrics {
     }
   }
 
-  /** observeGate makes the in-flight, waiting and body-budget gauges report the gate's counts. */
-  observeGate(gate: GateCounts): void {
-    this.gate = gate;
+  /** observeServer makes the in-flight, waiting and body-budget gauges report the server's counts. */
+  observeServer(server: ServerCounts): void {
+    this.server = server;
   }
 
   /** logLineDropped records a log line dropped because stdout did not keep up. */
@@ -147,38 +166,13 @@ export class WebhookMetrics {
     this.abortedRequests.inc();
   }
 
-  /** review records one answered review. */
-  review(event: ReviewEvent): void {
-    // One lookup per review: the children of every metric for this kind, operation and decision.
-    const key = `${event.kind}\0${event.operation}\0${event.decision}`;
-    let set = this.reviewChildren.get(key);
-    if (set === undefined) {
-      set = {
-        reviews: this.child(this.reviews, event.kind, event.operation, event.decision),
-        duration: this.child(this.duration, event.kind),
-        patches: this.child(this.patches, event.kind),
-        warnings: this.child(this.warnings, event.kind),
-      };
-      this.reviewChildren.set(key, set);
-    }
-    set.reviews.inc();
-    set.duration.observe(event.durationMs / 1000);
-    if (event.patched) set.patches.inc();
-    if (event.warnings > 0) set.warnings.inc(event.warnings);
-  }
-
-  private readonly reviewChildren = new Map<string, Record<'reviews' | 'duration' | 'patches' | 'warnings', { inc(n?: number): void; observe(v: number): void }>>();
-
-  // Labelled children are looked up once per label set: prom-client would hash the labels on every call.
-  private readonly children = new Map<string, { inc(n?: number): void; observe(v: number): void }>();
-  private child(metric: Counter | Histogram, ...labels: string[]): { inc(n?: number): void; observe(v: number): void } {
-    const key = `${(metric as unknown as { name: string }).name}\0${labels.join('\0')}`;
-    let child = this.children.get(key);
-    if (child === undefined) {
-      child = metric.labels(...labels) as unknown as { inc(n?: number): void; observe(v: number): void };
-      this.children.set(key, child);
-    }
-    return child;
+  /** reviewed records one answered review (ReviewRecorder). */
+  reviewed(kind: string, operation: string, decision: string, seconds: number, patched: boolean, warnings: number): void {
+    const k = indexOf(REVIEW_KINDS, kind);
+    this.reviews.inc((k * REVIEW_OPERATIONS.length + indexOf(REVIEW_OPERATIONS, operation)) * REVIEW_DECISIONS.length + indexOf(REVIEW_DECISIONS, decision));
+    this.duration.observe(k, seconds);
+    if (patched) this.patches.inc(k);
+    if (warnings > 0) this.warnings.inc(k, warnings);
   }
 
   /** error records a refused or failed request by its catalogue code. */

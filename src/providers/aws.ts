@@ -78,16 +78,16 @@ function healthCheckPort(port: ServicePort, targetType: AwsTargetType): { value:
   if (targetType === 'ip' && typeof port.targetPort === 'string') {
     return {
       warning:
-        `AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ` +
-        `(${described} has targetPort ${port.targetPort}); give it a numeric targetPort, or set ${PREFIX}healthcheck-port to the container port number yourself; the check stays TCP`,
+        `AWS: give ${described} a numeric targetPort, or set ${PREFIX}healthcheck-port to the container port number yourself: ` +
+        `with ip targets the Load Balancer Controller refuses the whole Service when the health check port's targetPort is a name (${port.targetPort}); the check stays TCP`,
     };
   }
   if (port.name !== undefined) return { value: port.name };
   if (targetType === 'ip') return { value: String(port.targetPort ?? port.port) };
   return {
     warning:
-      `AWS: ${described} has no name, and for instance targets the Load Balancer Controller reads a health check port number as a raw node port, ` +
-      `not that port's nodePort; name the port (for example status-port); the check stays TCP`,
+      `AWS: name ${described} (for example status-port): for instance targets the Load Balancer Controller reads a health check port number ` +
+      `as a raw node port, not that port's nodePort; the check stays TCP`,
   };
 }
 
@@ -100,8 +100,8 @@ function nlb(target: LoadBalancerTarget, intent: 'tcp' | 'readiness', readiness:
   if (!awsControllerOwns(target)) {
     return result({
       warnings: [
-        `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass ${AWS_LBC_CLASS}, ` +
-          `or ${AWS_TYPE_ANNOTATION}: external with ${AWS_TARGET_TYPE_ANNOTATION}); the check stays TCP`,
+        `AWS: for a readiness check, set loadBalancerClass ${AWS_LBC_CLASS}, or ${AWS_TYPE_ANNOTATION}: external with ${AWS_TARGET_TYPE_ANNOTATION}, ` +
+          'so that the AWS Load Balancer Controller reconciles the Service; the check stays TCP',
       ],
     });
   }
@@ -150,13 +150,13 @@ function alb(target: LoadBalancerTarget, readiness: Readiness, profile: string):
     // written only where both target types resolve it: ip refuses a name whose targetPort is a name.
     const instance = target.annotations[ALB_TARGET_TYPE_ANNOTATION] === 'instance';
     if (check.port.name === undefined) {
-      return result({ warnings: [`AWS ALB: ${described} has no name, and a number is read as a raw port; name the port; its check stays GET / on the traffic port`] });
+      return result({ warnings: [`AWS ALB: name ${described}: a health check port number is read as a raw port; its check stays GET / on the traffic port`] });
     }
     if (!instance && typeof check.port.targetPort === 'string') {
       return result({
         warnings: [
-          `AWS ALB: ${described} has targetPort ${check.port.targetPort}, a name, which the controller refuses as a health check port with ip targets; ` +
-            `give it a numeric targetPort or set ${ALB_TARGET_TYPE_ANNOTATION}: instance on the Service; its check stays GET / on the traffic port`,
+          `AWS ALB: give ${described} a numeric targetPort or set ${ALB_TARGET_TYPE_ANNOTATION}: instance on the Service: with ip targets the controller ` +
+            `refuses a health check port whose targetPort is a name (${check.port.targetPort}); its check stays GET / on the traffic port`,
         ],
       });
     }

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { Clock } from '../clock.js';
 
 /** FileWatch stops a watchFiles poller. */
 export interface FileWatch {
@@ -15,6 +16,7 @@ export interface FileWatch {
 export interface WatchOptions {
   readonly paths: readonly string[];
   readonly intervalMs: number;
+  readonly clock: Clock;
   /** onChange receives the new contents, in the order of paths, whenever any of them changed. */
   readonly onChange: (contents: readonly string[]) => void | Promise<void>;
   /** onError receives read errors (a file deleted, or unreadable), once per episode: again only after a successful read. */
@@ -37,26 +39,24 @@ export async function watchFiles(options: WatchOptions): Promise<FileWatch> {
   let last = digest(await read());
   let busy = false;
   let failing = false;
-  const timer = setInterval(() => {
+  const poll = async (): Promise<void> => {
     if (busy) return;
     busy = true;
-    read()
-      .then(async (contents) => {
-        failing = false;
-        const current = digest(contents);
-        if (current === last) return;
-        last = current;
-        await options.onChange(contents);
-      })
-      .catch((err: unknown) => {
-        if (failing) return;
-        failing = true;
-        options.onError(err);
-      })
-      .finally(() => {
-        busy = false;
-      });
-  }, options.intervalMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+    try {
+      const contents = await read();
+      failing = false;
+      const current = digest(contents);
+      if (current === last) return;
+      last = current;
+      await options.onChange(contents);
+    } catch (err: unknown) {
+      if (failing) return;
+      failing = true;
+      options.onError(err);
+    } finally {
+      busy = false;
+    }
+  };
+  const stop = options.clock.setInterval(poll, options.intervalMs, { unref: true });
+  return { stop };
 }

@@ -48,8 +48,15 @@ export function serverTlsOptions(pair: TlsPair): typeof TLS_SERVER_OPTIONS & Tls
   return { ...TLS_SERVER_OPTIONS, cert: pair.cert, key: pair.key };
 }
 
+/** PEM_CERTIFICATE and PEM_KEY find the PEM blocks of a certificate and of a private key (PKCS#8, PKCS#1, SEC 1). */
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----/;
+const PEM_KEY = /-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----/;
+
 /** checkTlsMaterial parses a PEM certificate and key and checks that the key belongs to the certificate; source names them in the error. */
 export function checkTlsMaterial(cert: string, key: string, source: string): TlsMaterial {
+  if (PEM_KEY.test(cert) && !PEM_CERTIFICATE.test(cert) && PEM_CERTIFICATE.test(key)) {
+    throw new WebhookError(ErrorCode.CERTIFICATE, `cannot use TLS certificate and key ${source}: certificate and key swapped (the certificate file holds a private key, the key file a certificate)`);
+  }
   try {
     const x509 = new X509Certificate(cert);
     if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not belong to the certificate');

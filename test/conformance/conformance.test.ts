@@ -310,8 +310,8 @@ const AWS_CASES: AwsCase[] = [
     policy: { probe: 'readiness' },
     check: { targetType: 'ip', protocol: 'TCP', port: 'traffic-port' },
     warnings: [
-      'AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
-        `(Service port 15021 (status-port) has targetPort status); give it a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself; the check stays TCP`,
+      `AWS: give Service port 15021 (status-port) a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself: ` +
+        "with ip targets the Load Balancer Controller refuses the whole Service when the health check port's targetPort is a name (status); the check stays TCP",
     ],
   },
   {
@@ -338,7 +338,7 @@ const AWS_CASES: AwsCase[] = [
     policy: { probe: 'readiness' },
     check: 'not reconciled',
     warnings: [
-      `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb, or ${AWS}type: external with ${AWS}nlb-target-type); the check stays TCP (profile istio)`,
+      `AWS: for a readiness check, set loadBalancerClass service.k8s.aws/nlb, or ${AWS}type: external with ${AWS}nlb-target-type, so that the AWS Load Balancer Controller reconciles the Service; the check stays TCP (profile istio)`,
     ],
   },
   {
@@ -395,8 +395,8 @@ const AWS_CASES: AwsCase[] = [
     policy: { probe: 'readiness' },
     check: { targetType: 'ip', protocol: 'TCP', port: 'traffic-port' },
     warnings: [
-      'AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
-        `(Service port 80 (http) has targetPort http); give it a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself; the check stays TCP (profile ingress-nginx)`,
+      `AWS: give Service port 80 (http) a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself: ` +
+        "with ip targets the Load Balancer Controller refuses the whole Service when the health check port's targetPort is a name (http); the check stays TCP (profile ingress-nginx)",
     ],
   },
 ];
@@ -662,7 +662,7 @@ const ALB_CASES: AlbCase[] = [
     ingress: IP_INGRESS,
     check: { targetType: 'ip', protocol: 'HTTP', port: 'traffic-port', path: '/' },
     warnings: [
-      `AWS ALB: port 15021 (status-port) has targetPort status, a name, which the controller refuses as a health check port with ip targets; give it a numeric targetPort or set ${ALB}target-type: instance on the Service; its check stays GET / on the traffic port (profile istio)`,
+      `AWS ALB: give port 15021 (status-port) a numeric targetPort or set ${ALB}target-type: instance on the Service: with ip targets the controller refuses a health check port whose targetPort is a name (status); its check stays GET / on the traffic port (profile istio)`,
     ],
   },
   {

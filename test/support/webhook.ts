@@ -9,15 +9,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { freePort, removeTempDir, startProcess, stopChild, tempDir, waitFor, type Kubectl } from './controlplane.js';
+import { postJson } from './https.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/main.js');
 
 /** WEBHOOK_NAME is the webhook entry's name in the project's MutatingWebhookConfiguration. */
 export const WEBHOOK_NAME = 'probes.lb-probe-webhook.io';
-
-/** LOG_SETTLE_MS exceeds twice serve's log flush interval (250 ms): after it, every line written before is in the file. */
-const LOG_SETTLE_MS = 600;
 
 /** LogLine is one pino JSON line of the webhook. */
 export type LogLine = Record<string, unknown> & { msg?: string; name?: string };
@@ -31,7 +29,12 @@ export interface RunningWebhook {
   logs(): LogLine[];
   /** reviews returns the review log lines so far, for one object name when given. */
   reviews(name?: string): LogLine[];
-  /** settledReviews waits until the webhook's log buffer has surely been flushed, then returns reviews(name). */
+  /**
+   * settledReviews returns reviews(name) once every review the webhook answered before the call
+   * is in its log: it sends the webhook a marker review of its own and waits for the marker's
+   * line, which the webhook writes after all of those (one ordered log). A review that never came
+   * is then shown not to have come, without a fixed wait.
+   */
   settledReviews(name?: string): Promise<LogLine[]>;
   stop(): Promise<number | null>;
 }
@@ -70,20 +73,43 @@ export async function startWebhook(policy: string, env: NodeJS.ProcessEnv = {}):
     if (child.exitCode !== null) throw new Error(`webhook exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8')}`);
     return Promise.resolve(logs().some((l) => l.msg === 'serving'));
   });
+  const url = `https://127.0.0.1:${port}/mutate`;
+  let markers = 0;
   return {
-    url: `https://127.0.0.1:${port}/mutate`,
+    url,
     caBundle: Buffer.from(readFileSync(join(certsDir, 'ca.crt'))).toString('base64'),
     certsDir,
     logs,
     reviews,
     async settledReviews(name) {
-      await new Promise((r) => setTimeout(r, LOG_SETTLE_MS));
+      const marker = `log-marker-${++markers}`;
+      const ca = readFileSync(join(certsDir, 'ca.crt'), 'utf8');
+      // A ConfigMap: reviewed (skipped) and logged like any other object, patched never.
+      const answer = await postJson(url, markerReview(marker), ca);
+      if (answer.status !== 200) throw new Error(`marker review ${marker}: ${answer.status} ${answer.body}`);
+      await waitFor(`the marker review ${marker} in the webhook's log (${logFile})`, 30_000, () => Promise.resolve(reviews(marker).length > 0));
       return reviews(name);
     },
     async stop() {
       const code = await stopChild(child);
       removeTempDir(dir);
       return code;
+    },
+  };
+}
+
+/** markerReview is an AdmissionReview of a ConfigMap named name, which the webhook logs and leaves alone. */
+function markerReview(name: string): Record<string, unknown> {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: `${name}-${Date.now()}`,
+      kind: { group: '', version: 'v1', kind: 'ConfigMap' },
+      name,
+      namespace: 'default',
+      operation: 'CREATE',
+      object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default' } },
     },
   };
 }

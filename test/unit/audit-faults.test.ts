@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../support/cli.js';
+import { fixture } from '../support/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lbp-audit-faults-'));
 const policy = join(tmp, 'policy.yaml');
@@ -166,5 +167,27 @@ describe('audit against a faulty API server', () => {
       stdout: '',
       stderr: `lb-probe-webhook audit: --kubeconfig ${kubeconfig}: no context "staging" (--context); it has fake, nowhere\n`,
     });
+  });
+
+  it('audit --fix whose server-side dry run is refused applies nothing, names the object and the reason, and exits 2.', async () => {
+    const service = fixture('istio-gateway-service.yaml');
+    const patches: string[] = [];
+    const kubeconfig = await fakeApiServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.method === 'GET') {
+        res.end(JSON.stringify({ kind: 'ServiceList', apiVersion: 'v1', metadata: { resourceVersion: '1' }, items: [service] }));
+        return;
+      }
+      patches.push(`${req.method} ${req.url}`);
+      res.statusCode = 422;
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Invalid', code: 422, message: 'Service "gateway-istio" is invalid: metadata.annotations: Too long: must have at most 262144 bytes' }));
+    });
+    const { code, stdout, stderr } = await runCli(['audit', '--policy', policy, '--kubeconfig', kubeconfig, '--fix']);
+    expect(code).toBe(2);
+    expect(stdout).toMatch(/fixed 0 of 1 to change \(1 object scanned\)\n$/);
+    expect(stderr).toMatch(/^lb-probe-webhook audit: Service istio-ingress\/gateway-istio: server-side dry run refused the change, nothing applied: .*Too long/m);
+    // Only dry runs were sent: nothing was applied.
+    expect(patches.length).toBeGreaterThan(0);
+    expect(patches.every((p) => p.startsWith('PATCH /api/v1/namespaces/istio-ingress/services/gateway-istio?') && p.includes('dryRun=All'))).toBe(true);
   });
 });

@@ -98,7 +98,7 @@ describe('check and render in CI', () => {
   });
 
   it('--strict makes a warning a failure: check and render exit 1 on a Service the provider cannot fix, and 0 without --strict.', async () => {
-    const warning = `lb-probe-webhook check: ${gateway}:3: Service istio-ingress/gateway-istio: AWS: readiness check needs the AWS Load Balancer Controller`;
+    const warning = `lb-probe-webhook check: ${gateway}:3: Service istio-ingress/gateway-istio: AWS: for a readiness check, set loadBalancerClass service.k8s.aws/nlb`;
     const plain = await runCli(['check', '--policy', aws, gateway]);
     expect(plain.code).toBe(0);
     expect(plain.stdout).toBe('0 changes in 0 of 1 object the policy handles, 1 warning\n');

@@ -50,7 +50,7 @@ describe('render', () => {
     const { code, stdout, stderr } = await runCli(['render', '--policy', awsPolicy, fixturePath('istio-gateway-service.yaml')]);
     expect(code).toBe(0);
     expect(stdout).toBe(readFileSync(fixturePath('istio-gateway-service.yaml'), 'utf8'));
-    expect(stderr).toMatch(/^lb-probe-webhook render: \S+istio-gateway-service.yaml:3: Service istio-ingress\/gateway-istio: AWS: readiness check needs the AWS Load Balancer Controller/);
+    expect(stderr).toMatch(/^lb-probe-webhook render: \S+istio-gateway-service.yaml:3: Service istio-ingress\/gateway-istio: AWS: for a readiness check, set loadBalancerClass service\.k8s\.aws\/nlb/);
   });
 
   it.each([['azure', azurePolicy], ['aws', awsPolicy]])('%s: a second render of its own output changes nothing, and check then finds nothing.', async (_name, policyFile) => {
@@ -284,10 +284,37 @@ describe('serve', () => {
     expect(stderr).toMatch(message);
   });
 
-  it('does not start on a port in use: exit 2 naming the address.', async () => {
-    const { code, stderr } = await runCli(['serve', '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--address', '127.0.0.1', '--health-port', '0', '--port', String(server.port)]);
+  it.each([
+    ['--port', (taken: number) => ['--health-port', '0', '--port', String(taken)]],
+    ['--health-port', (taken: number) => ['--port', '0', '--health-port', String(taken)]],
+  ])('does not start when %s is a port in use: exit 2, one line naming the flag and the address.', async (flag, ports) => {
+    const { code, stderr } = await runCli(['serve', '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--address', '127.0.0.1', ...ports(server.port)]);
     expect(code).toBe(2);
-    expect(stderr).toMatch(/cannot listen: listen EADDRINUSE: address already in use 127\.0\.0\.1:\d+/);
+    expect(stderr).toBe(`lb-probe-webhook serve: ${flag} ${server.port}: 127.0.0.1:${server.port} is already in use\n`);
+  });
+
+  it('does not start with the same --port and --health-port: exit 2 naming both.', async () => {
+    const { code, stderr } = await runCli(['serve', '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--port', '8443', '--health-port', '8443']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^lb-probe-webhook serve: --port and --health-port must differ, both are 8443/);
+  });
+
+  it('does not start with the certificate and the key swapped, and says so in one line.', async () => {
+    const { code, stderr } = await runCli(['serve', '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.key'), '--tls-key', join(certs, 'tls.crt'), '--port', '0', '--health-port', '0']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^lb-probe-webhook serve: cannot use TLS certificate and key .*: certificate and key swapped \(the certificate file holds a private key, the key file a certificate\)\n$/);
+  });
+
+  it('does not start with an invalid LOG_LEVEL: one line, not an internal error.', async () => {
+    const { code, stderr } = await runCli(['serve', '--policy', azurePolicy, '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--port', '0', '--health-port', '0'], '', { LOG_LEVEL: 'loud' });
+    expect(code).toBe(2);
+    expect(stderr).toBe('lb-probe-webhook serve: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\n');
+  });
+
+  it('logs where it serves, https for the webhook port and http for the health port.', () => {
+    const listening = server.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at ')).map((l) => l.msg);
+    expect(listening).toEqual([`Server listening at http://127.0.0.1:${server.healthPort}`, `Server listening at https://127.0.0.1:${server.port}`]);
+    expect(server.logs.find((l) => l.msg === 'serving')).toMatchObject({ url: `https://127.0.0.1:${server.port}/mutate`, healthUrl: `http://127.0.0.1:${server.healthPort}` });
   });
 
   it('does not start with a key that does not belong to the certificate.', async () => {

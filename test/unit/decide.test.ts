@@ -169,8 +169,8 @@ describe('decide on Services', () => {
     const decision = decide({ object, operation: 'CREATE', policy: policy({ provider: 'aws', probe: 'readiness' }) });
     expect(decision).toMatchObject({ outcome: 'unchanged', patch: [], changes: [] });
     expect(decision.warnings).toEqual([
-      'lb-probe-webhook: AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
-        `(Service port 15021 (status-port) has targetPort status); give it a numeric targetPort, or set ${AZ}aws-load-balancer-healthcheck-port to the container port number yourself; the check stays TCP`,
+      `lb-probe-webhook: AWS: give Service port 15021 (status-port) a numeric targetPort, or set ${AZ}aws-load-balancer-healthcheck-port to the container port number yourself: ` +
+        "with ip targets the Load Balancer Controller refuses the whole Service when the health check port's targetPort is a name (status); the check stays TCP",
     ]);
   });
 
@@ -316,7 +316,7 @@ describe('decide on Gateways', () => {
     const decision = decide({ object: fixture('gateway-infrastructure.yaml'), operation: 'CREATE', policy: p });
     expect(decision).toMatchObject({ outcome: 'unchanged', patch: [], changes: [] });
     expect(decision.warnings).toEqual([
-      'lb-probe-webhook: left unchanged: spec.infrastructure.annotations would hold 4 entries, over the cap of 3; remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service',
+      'lb-probe-webhook: left unchanged; remove some, raise gateway.maxInfrastructureAnnotations (Gateway API v1.6+ allows 16), or annotate the generated Service: spec.infrastructure.annotations would hold 4 entries, over the cap of 3',
     ]);
   });
 
@@ -420,8 +420,8 @@ describe('decide within the API server\'s limits', () => {
     const decision = decide({ object: service(MAX_AFFECTED_PORTS + 1), operation: 'CREATE', policy: azure });
     expect(decision).toMatchObject({ outcome: 'unchanged', patch: [], changes: [], reasons: [] });
     expect(decision.warnings).toEqual([
-      `lb-probe-webhook: left unchanged: ${MAX_AFFECTED_PORTS + 1} ports with appProtocol http or https, over the ${MAX_AFFECTED_PORTS} one object can be annotated for ` +
-        "(their annotations would exceed the API server's 256 KiB limit); annotate it by hand or set lb-probe-webhook/probe: none",
+      `lb-probe-webhook: left unchanged; annotate it by hand or set lb-probe-webhook/probe: none: ${MAX_AFFECTED_PORTS + 1} ports with appProtocol http or https, ` +
+        `over the ${MAX_AFFECTED_PORTS} one object can be annotated for (their annotations would exceed the API server's 256 KiB limit)`,
     ]);
   });
 
@@ -435,8 +435,8 @@ describe('decide within the API server\'s limits', () => {
     const over = decide({ object: service(1, { [filler]: 'x'.repeat(room + 1) }), operation: 'CREATE', policy: azure });
     expect(over).toMatchObject({ outcome: 'unchanged', patch: [], changes: [] });
     expect(over.warnings).toEqual([
-      `lb-probe-webhook: left unchanged: metadata.annotations would hold ${ANNOTATIONS_SIZE_LIMIT + 1} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}; ` +
-        'remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand',
+      'lb-probe-webhook: left unchanged; remove some annotations (a large kubectl.kubernetes.io/last-applied-configuration: use kubectl apply --server-side) or annotate it by hand: ' +
+        `metadata.annotations would hold ${ANNOTATIONS_SIZE_LIMIT + 1} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}`,
     ]);
   });
 });

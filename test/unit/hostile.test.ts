@@ -11,27 +11,47 @@ import { request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import type { FastifyInstance } from 'fastify';
-import { buildWebhookApp } from '../../src/http/app.js';
+import { generateCertificates } from '../../src/certs/generate.js';
 import { decide } from '../../src/decision/decide.js';
+import { createWebhookServer } from '../../src/http/server.js';
+import { createLog } from '../../src/log/log.js';
+import { WebhookMetrics } from '../../src/metrics/metrics.js';
+import { ManualClock } from '../support/clock.js';
 import { fixture, policy } from '../support/fixtures.js';
 import { review } from '../support/reviews.js';
 import { runCli, startServe, stopProcess } from '../support/cli.js';
 import { openTls, postJson } from '../support/https.js';
 
-/** RUNS are the generated inputs per property; ran counts those each property actually checked. */
+/**
+ * RUNS are the generated inputs per property; handled counts, per property, the requests the
+ * server itself answered (its own reviews_total and errors_total), so every input is shown to
+ * have gone through the whole pipeline.
+ */
 const RUNS = { json: 3000, bytes: 1000, reviewShaped: 3000, objects: 3000, decide: 2000 };
-const ran = { json: 0, bytes: 0, reviewShaped: 0, objects: 0, decide: 0 };
+const handled: Partial<Record<keyof typeof RUNS, number>> = {};
 
 const azure = policy({ provider: 'azure', probe: 'readiness', azure: { hideStatusPort: true } });
-let app: FastifyInstance;
+const clock = new ManualClock();
+const metrics = new WebhookMetrics({ processMetrics: false });
+const pair = generateCertificates({ dns: ['localhost'], ips: [], days: 1, caDays: 2, now: new Date() });
+const server = createWebhookServer({ policy: () => azure, tls: { cert: pair.tlsCert, key: pair.tlsKey }, log: createLog({ level: 'silent', destination: { write: () => undefined }, clock }), clock, metrics });
+const app = server.app;
 
-beforeAll(async () => {
-  app = buildWebhookApp({ policy: () => azure, logger: pino({ level: 'silent' }) });
-  await app.ready();
-});
+beforeAll(() => app.ready());
 afterAll(() => app.close());
+
+/** answeredTotal is every request the server has answered or refused: the sum of reviews_total and errors_total. */
+async function answeredTotal(): Promise<number> {
+  const text = await metrics.registry.metrics();
+  return [...text.matchAll(/^lb_probe_webhook_(?:reviews|errors)_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+/** throughServer runs a property and records how many requests the server answered meanwhile. */
+async function throughServer(name: keyof typeof RUNS, run: () => Promise<void>): Promise<void> {
+  const before = await answeredTotal();
+  await run();
+  handled[name] = (await answeredTotal()) - before;
+}
 
 function isValidAnswer(status: number, text: string, uid?: unknown): boolean {
   const json = JSON.parse(text) as Record<string, any>;
@@ -56,7 +76,9 @@ const ports = fc.array(
   fc.record(
     {
       name: fc.oneof(fc.constantFrom('http', 'https', 'status-port', 'tcp'), fc.string(), fc.anything()),
-      port: fc.oneof(fc.integer({ min: -1, max: 70000 }), fc.constant(80), fc.constant(15021), fc.anything()),
+      // Mostly valid numbers: one port outside 1-65535 leaves the whole object alone (with a warning),
+      // and enough objects must be patched for the properties to show anything.
+      port: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 65535 }) }, fc.integer({ min: -1, max: 70000 }), fc.constant(80), fc.constant(15021), fc.anything()),
       protocol: fc.oneof(fc.constantFrom('TCP', 'UDP', 'SCTP'), fc.anything()),
       appProtocol: fc.oneof(fc.constantFrom('http', 'HTTPS', 'tcp', 'h2c'), fc.anything()),
     },
@@ -90,7 +112,7 @@ const gatewayLike = fc.record(
         gatewayClassName: fc.oneof(fc.constant('istio'), fc.anything()),
         infrastructure: fc.oneof(fc.record({ annotations }, { requiredKeys: [] }), fc.anything()),
         listeners: fc.array(
-          fc.record({ name: fc.string(), port: fc.oneof(fc.integer({ min: 1, max: 65535 }), fc.anything()), protocol: fc.oneof(fc.constantFrom('HTTP', 'HTTPS', 'TLS'), fc.anything()) }, { requiredKeys: [] }),
+          fc.record({ name: fc.string(), port: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 65535 }) }, fc.anything()), protocol: fc.oneof(fc.constantFrom('HTTP', 'HTTPS', 'TLS'), fc.anything()) }, { requiredKeys: [] }),
           { maxLength: 5 },
         ),
       },
@@ -100,27 +122,32 @@ const gatewayLike = fc.record(
   { requiredKeys: [] },
 );
 
+/** MIN_PATCHED: a property about patches shows something only when the generated objects are patched often enough (about 150 of 3,000 are; 50 leaves room for the random seed). */
+const MIN_PATCHED = 50;
+
 // Bounded by the run counts above, not by time; a loaded CI machine may need more than the default 5 s.
 describe('generated input through the whole server pipeline', { timeout: 120_000 }, () => {
   it('any JSON text gets a clear 4xx or a valid AdmissionReview.', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.json(), async (text) => {
-        ran.json++;
-        const { status, body } = await inject(text);
-        expect(isValidAnswer(status, body)).toBe(true);
-      }),
-      { numRuns: RUNS.json },
+    await throughServer('json', () =>
+      fc.assert(
+        fc.asyncProperty(fc.json(), async (text) => {
+          const { status, body } = await inject(text);
+          expect(isValidAnswer(status, body)).toBe(true);
+        }),
+        { numRuns: RUNS.json },
+      ),
     );
   });
 
   it('any bytes declared as JSON get a clear 4xx or a valid AdmissionReview.', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
-        ran.bytes++;
-        const { status, body } = await inject(Buffer.from(bytes));
-        expect(isValidAnswer(status, body)).toBe(true);
-      }),
-      { numRuns: RUNS.bytes },
+    await throughServer('bytes', () =>
+      fc.assert(
+        fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
+          const { status, body } = await inject(Buffer.from(bytes));
+          expect(isValidAnswer(status, body)).toBe(true);
+        }),
+        { numRuns: RUNS.bytes },
+      ),
     );
   });
 
@@ -142,55 +169,65 @@ describe('generated input through the whole server pipeline', { timeout: 120_000
       kind: fc.oneof(fc.constant('AdmissionReview'), fc.anything()),
       request: fc.oneof(request, fc.anything()),
     });
-    await fc.assert(
-      fc.asyncProperty(envelope, async (body) => {
-        ran.reviewShaped++;
-        const { status, body: text } = await inject(JSON.stringify(body));
-        const uid = (body.request as { uid?: unknown } | null)?.uid;
-        expect(isValidAnswer(status, text, status === 200 ? uid : undefined)).toBe(true);
-      }),
-      { numRuns: RUNS.reviewShaped },
+    await throughServer('reviewShaped', () =>
+      fc.assert(
+        fc.asyncProperty(envelope, async (body) => {
+          const { status, body: text } = await inject(JSON.stringify(body));
+          const uid = (body.request as { uid?: unknown } | null)?.uid;
+          expect(isValidAnswer(status, text, status === 200 ? uid : undefined)).toBe(true);
+        }),
+        { numRuns: RUNS.reviewShaped },
+      ),
     );
   });
 
-  it('any Service- or Gateway-shaped object in a valid review is answered 200 with a patch that applies to it.', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(serviceLike, gatewayLike), fc.constantFrom('CREATE', 'UPDATE'), async (object, operation) => {
-        ran.objects++;
-        const body = JSON.stringify(review(object, operation));
-        const { status, body: text } = await inject(body);
-        if (/"(__proto__|constructor)"/.test(body) && status === 400) {
-          // Prototype-poisoning keys are refused before anything reads the body.
-          expect(JSON.parse(text)).toMatchObject({ code: 'LBP_BODY_NOT_JSON' });
-          return;
-        }
-        expect(status).toBe(200);
-        const patch = (JSON.parse(text) as { response: { patch?: string } }).response.patch;
-        if (patch !== undefined) {
+  it('any Service- or Gateway-shaped object in a valid review is answered 200 with a patch that applies to it, and enough of them are patched to show it.', async () => {
+    let patched = 0;
+    await throughServer('objects', () =>
+      fc.assert(
+        fc.asyncProperty(fc.oneof(serviceLike, gatewayLike), fc.constantFrom('CREATE', 'UPDATE'), async (object, operation) => {
+          const body = JSON.stringify(review(object, operation));
+          const { status, body: text } = await inject(body);
+          if (/"(__proto__|constructor)"/.test(body) && status === 400) {
+            // Prototype-poisoning keys are refused before anything reads the body.
+            expect(JSON.parse(text)).toMatchObject({ code: 'LBP_BODY_NOT_JSON' });
+            return;
+          }
+          expect(status).toBe(200);
+          const patch = (JSON.parse(text) as { response: { patch?: string } }).response.patch;
+          if (patch === undefined) return;
+          patched++;
           const ops = JSON.parse(Buffer.from(patch, 'base64').toString('utf8')) as fastJsonPatch.Operation[];
           expect(() => fastJsonPatch.applyPatch(structuredClone(object), ops, true)).not.toThrow();
-        }
-      }),
-      { numRuns: RUNS.objects },
+        }),
+        { numRuns: RUNS.objects },
+      ),
     );
+    console.log(`hostile input: ${patched} of ${RUNS.objects} generated objects were patched`);
+    expect(patched).toBeGreaterThanOrEqual(MIN_PATCHED);
   });
 
-  it('decide is idempotent on any Service- or Gateway-shaped object: its own result needs no patch.', () => {
-    fc.assert(
+  it('decide is idempotent on any Service- or Gateway-shaped object: its own result needs no patch, for enough patched objects to show it.', () => {
+    let changed = 0;
+    const details = fc.check(
       fc.property(fc.oneof(serviceLike, gatewayLike), (object) => {
-        ran.decide++;
         const first = decide({ object, operation: 'CREATE', policy: azure });
         if (first.object === undefined) return;
+        changed++;
         expect(decide({ object: first.object, operation: 'UPDATE', policy: azure }).patch).toEqual([]);
       }),
       { numRuns: RUNS.decide },
     );
+    if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? 'the property failed');
+    handled.decide = details.numRuns;
+    console.log(`hostile input: ${changed} of ${RUNS.decide} generated objects were changed by decide`);
+    expect(changed).toBeGreaterThanOrEqual(MIN_PATCHED);
   });
 
-  it('the properties above checked at least 10,000 generated inputs in all, each property as many as it asked for.', () => {
-    const total = Object.values(ran).reduce((a, b) => a + b, 0);
-    console.log(`hostile input: ${total} generated inputs checked (${JSON.stringify(ran)})`);
-    expect(ran).toEqual(RUNS);
+  it('the properties above checked at least 10,000 generated inputs in all, each as many as it asked for, counted by the server that answered them.', () => {
+    const total = Object.values(handled).reduce((a, b) => a + b, 0);
+    console.log(`hostile input: ${total} generated inputs checked (${JSON.stringify(handled)})`);
+    expect(handled).toEqual(RUNS);
     expect(total).toBeGreaterThanOrEqual(10_000);
   });
 });
@@ -198,11 +235,11 @@ describe('generated input through the whole server pipeline', { timeout: 120_000
 describe('hand-written attacks on a running server', { timeout: 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'lbp-hostile-'));
   let server: Awaited<ReturnType<typeof startServe>>;
-  // The heap settings the container image runs with, so that the memory bound below is the image's.
+  // Started as the README starts it, with no NODE_OPTIONS at all: serve gives itself its memory flags.
   const startHostile = () =>
     startServe(
       ['--policy', join(dir, 'policy.yaml'), '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), '--port', '0', '--health-port', '0', '--address', '127.0.0.1', '--shutdown-delay', '0s'],
-      { NODE_OPTIONS: /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8'))?.[1] ?? '' },
+      { NODE_OPTIONS: undefined },
     );
   let ca: string;
   let url: string;
@@ -299,42 +336,57 @@ describe('hand-written attacks on a running server', { timeout: 60_000 }, () => 
     await stillServes();
   });
 
-  it('every phase is cut off at its documented bound on both ports: no TLS 10 s, slow headers 10 s, slow body 30 s; others are served meanwhile.', { timeout: 60_000 }, async () => {
-    /** closedAfter resolves with the seconds from `start` until the server closes the socket (read to the end, whatever it answers). */
-    const closedAfter = (socket: { resume(): unknown; once(e: 'close', f: () => void): unknown }, start: number) =>
-      new Promise<number>((r) => {
-        socket.resume();
-        socket.once('close', () => r((Date.now() - start) / 1000));
-      });
-    const plain = async (port: number) => {
-      const socket = netConnect({ host: '127.0.0.1', port });
-      socket.on('error', () => undefined);
-      await new Promise((r) => socket.once('connect', r));
-      return socket;
-    };
+  // The exact bounds are checked in process on a manual clock (http.test.ts). This one shows the
+  // built serve drives them with the real clock: a connection that never starts TLS is closed.
+  // The bound is generous (10 s, plus 20 s for a loaded machine), and the reason is that: the
+  // wall clock only says it happens, not when to the millisecond.
+  it('closes a connection that never starts TLS after the 10 s bound, on the real clock, and others are served meanwhile.', { timeout: 60_000 }, async () => {
     const start = Date.now();
-    const noTls = await plain(server.port);
-    const slowHeaders = await openTls(server.port, ca);
-    slowHeaders.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\n');
-    const slowBody = await openTls(server.port, ca);
-    slowBody.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"apiVersion":');
-    const healthHeaders = await plain(server.healthPort);
-    healthHeaders.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n');
-    const healthBody = await plain(server.healthPort);
-    healthBody.write('POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{');
-    const closed = Promise.all([noTls, slowHeaders, slowBody, healthHeaders, healthBody].map((s) => closedAfter(s, start)));
+    const socket = netConnect({ host: '127.0.0.1', port: server.port });
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    const closed = new Promise<number>((r) => socket.once('close', () => r((Date.now() - start) / 1000)));
     await stillServes();
-    const [tls, headers, body, health, healthSlowBody] = await closed;
-    // Node checks the header deadline every second, so a connection closes between 10 and 11 s
-    // after it opened; half a second more is slack for a loaded machine (11.007 s was seen).
-    for (const seconds of [tls, headers, health]) {
-      expect(seconds).toBeGreaterThanOrEqual(9.5);
-      expect(seconds).toBeLessThan(11.5);
+    const seconds = await closed;
+    expect(seconds).toBeGreaterThanOrEqual(10);
+    expect(seconds).toBeLessThan(30);
+    await stillServes();
+  });
+
+  /** manyPorts is an UPDATE review of an Istio-shaped Service with n http ports: 3.1 MiB for 45,000. */
+  const manyPorts = (n: number) => {
+    const service = fixture('istio-gateway-service.yaml') as Record<string, any>;
+    service.spec.ports = Array.from({ length: n }, (_, i) => ({ name: `http-${i + 1}`, port: i + 1, protocol: 'TCP', appProtocol: 'http' }));
+    return JSON.stringify(review(service, 'CREATE'));
+  };
+
+  it('started without NODE_OPTIONS, replaces itself with its memory flags, and the memory benchmark’s hostile traffic peaks under 160 MB: 8 parallel 3 MB reviews, then 30 uploads of 6 MB stalled mid-body.', { timeout: 120_000 }, async () => {
+    // A fresh server, so that its peak is this traffic's and not that of the attacks above.
+    await stopProcess(server.child);
+    server = await startHostile();
+    url = `https://localhost:${server.port}/mutate`;
+    const cmdline = readFileSync(`/proc/${server.child.pid}/cmdline`, 'utf8').split('\0');
+    expect(cmdline).toEqual(expect.arrayContaining(['--max-old-space-size=96', '--max-semi-space-size=2', '--v8-pool-size=1', '--expose-gc']));
+    const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))?.[1]) * 1024;
+
+    const big = manyPorts(45_000);
+    expect(big.length).toBeGreaterThan(3 * 1024 * 1024);
+    const statuses = await Promise.all(Array.from({ length: 8 }, () => postJson(url, big, ca).then((r) => r.status)));
+    expect(statuses).toEqual(Array(8).fill(200));
+
+    const stalled = await Promise.all(Array.from({ length: 30 }, () => openTls(server.port, ca)));
+    const half = Buffer.alloc(3 * 1024 * 1024, 0x20);
+    for (const socket of stalled) {
+      socket.write(`POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${6 * 1024 * 1024}\r\n\r\n{"pad":"`);
+      socket.write(half);
     }
-    for (const seconds of [body, healthSlowBody]) {
-      expect(seconds).toBeGreaterThanOrEqual(29.5);
-      expect(seconds).toBeLessThan(32.5);
-    }
+    // Small reviews are answered while the uploads hold their connections (and the large budget).
+    for (let i = 0; i < 50; i++) await stillServes();
+    for (const socket of stalled) socket.destroy();
+
+    const peak = peakRss();
+    console.log(`hostile input: peak RSS ${Math.round(peak / 1048576)} MB (8 x ${(big.length / 1048576).toFixed(1)} MiB reviews, then 30 stalled 6 MiB uploads), started without NODE_OPTIONS`);
+    expect(peak).toBeLessThan(160 * 1000 * 1000);
     await stillServes();
   });
 

@@ -197,8 +197,8 @@ describe('what each profile writes under AWS (NLB)', () => {
     const decision = decide({ object, operation: 'CREATE', policy: policy({ provider: 'aws', probe: 'readiness' }) });
     expect(decision.outcome).toBe('unchanged');
     expect(decision.warnings).toEqual([
-      'lb-probe-webhook: AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
-        `(Service port 80 (http) has targetPort http); give it a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself; the check stays TCP (profile ingress-nginx)`,
+      `lb-probe-webhook: AWS: give Service port 80 (http) a numeric targetPort, or set ${AWS}healthcheck-port to the container port number yourself: ` +
+        "with ip targets the Load Balancer Controller refuses the whole Service when the health check port's targetPort is a name (http); the check stays TCP (profile ingress-nginx)",
     ]);
   });
 });
@@ -259,7 +259,7 @@ describe('AWS ALB (aws.alb: true)', () => {
       });
     const decision = decide({ object: named(), operation: 'CREATE', policy: policy(alb) });
     expect(decision.outcome).toBe('unchanged');
-    expect(decision.warnings[0]).toMatch(/^lb-probe-webhook: AWS ALB: port 15021 \(status-port\) has targetPort status, a name/);
+    expect(decision.warnings[0]).toMatch(/^lb-probe-webhook: AWS ALB: give port 15021 \(status-port\) a numeric targetPort or set alb\.ingress\.kubernetes\.io\/target-type: instance on the Service: .*\(status\)/);
     const instance = edit(named(), (o) => (metadata(o)['annotations'] = { [`${ALB}target-type`]: 'instance' }));
     expect(annotationsAfter(instance, alb)).toMatchObject({ [`${ALB}healthcheck-port`]: 'status-port' });
   });

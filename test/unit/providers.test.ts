@@ -54,7 +54,7 @@ describe('the provider registry', () => {
 describe('aws', () => {
   const P = 'service.beta.kubernetes.io/aws-load-balancer-';
   const status = (port: string) => ({ [`${P}healthcheck-protocol`]: 'http', [`${P}healthcheck-port`]: port, [`${P}healthcheck-path`]: '/healthz/ready' });
-  const NOT_OWNED = `AWS: readiness check needs the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb, or ${P}type: external with ${P}nlb-target-type); the check stays TCP`;
+  const NOT_OWNED = `AWS: for a readiness check, set loadBalancerClass service.k8s.aws/nlb, or ${P}type: external with ${P}nlb-target-type, so that the AWS Load Balancer Controller reconciles the Service; the check stays TCP`;
 
   function nlb(annotations: Record<string, string> = {}, edit: (spec: JsonObject) => void = () => {}): JsonObject {
     const object = fixture('service-aws-nlb.yaml');
@@ -112,8 +112,8 @@ describe('aws', () => {
     const result = annotate('aws', 'readiness', nlb({ [`${P}nlb-target-type`]: 'ip' }, (spec) => (statusPort(spec)['targetPort'] = 'status')), {}, onPort({ ...STATUS_PORT, targetPort: 'status' }));
     expect(result.groups).toEqual([]);
     expect(result.warnings).toEqual([
-      'AWS: with ip targets the Load Balancer Controller refuses the whole Service when the health check port is a port whose targetPort is a name ' +
-        `(Service port 15021 (status-port) has targetPort status); give it a numeric targetPort, or set ${P}healthcheck-port to the container port number yourself; the check stays TCP`,
+      `AWS: give Service port 15021 (status-port) a numeric targetPort, or set ${P}healthcheck-port to the container port number yourself: ` +
+        "with ip targets the Load Balancer Controller refuses the whole Service when the health check port's targetPort is a name (status); the check stays TCP",
     ]);
   });
 
@@ -125,8 +125,8 @@ describe('aws', () => {
     const result = annotate('aws', 'readiness', nlb({}, (spec) => delete statusPort(spec)['name']), {}, onPort({ ...STATUS_PORT, name: undefined }, 15021));
     expect(result.groups).toEqual([]);
     expect(result.warnings).toEqual([
-      'AWS: Service port 15021 has no name, and for instance targets the Load Balancer Controller reads a health check port number as a raw node port, ' +
-        "not that port's nodePort; name the port (for example status-port); the check stays TCP",
+      'AWS: name Service port 15021 (for example status-port): for instance targets the Load Balancer Controller reads a health check port number ' +
+        "as a raw node port, not that port's nodePort; the check stays TCP",
     ]);
   });
 

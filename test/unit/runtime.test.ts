@@ -8,6 +8,8 @@ import { generateCertificates } from '../../src/certs/generate.js';
 import { WebhookMetrics } from '../../src/metrics/metrics.js';
 import { CertificateSource, PolicySource } from '../../src/runtime/reload.js';
 import { watchFiles } from '../../src/runtime/watch.js';
+import { ensureMemoryFlags, missingNodeFlags } from '../../src/runtime/memory.js';
+import { ManualClock } from '../support/clock.js';
 import type { TlsMaterial } from '../../src/tls/material.js';
 import { policy } from '../support/fixtures.js';
 
@@ -28,39 +30,92 @@ function capture() {
   return { lines, logger };
 }
 
-const until = async (check: () => boolean) => {
-  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
-};
-
-describe('watchFiles', () => {
-  it('reports each change once, with every file’s content, and read errors to onError.', async () => {
+describe('watchFiles, on the manual clock', () => {
+  it('reports nothing for the contents it started with, each change once with every file’s content, and a read error once per episode.', async () => {
     const a = join(dir, 'a.txt');
     const b = join(dir, 'b.txt');
     writeFileSync(a, 'a1');
     writeFileSync(b, 'b1');
+    const clock = new ManualClock();
     const seen: (readonly string[])[] = [];
-    const errors: unknown[] = [];
-    const watch = await watchFiles({ paths: [a, b], intervalMs: 20, onChange: (c) => void seen.push(c), onError: (e) => errors.push(e) });
-    await new Promise((r) => setTimeout(r, 100));
+    const errors: string[] = [];
+    const watch = await watchFiles({ paths: [a, b], intervalMs: 100, clock, onChange: (c) => void seen.push(c), onError: (e) => errors.push((e as NodeJS.ErrnoException).code ?? String(e)) });
+    // Each advance runs the polls that fall due and waits for their reads: what they report is all there is.
+    await clock.advance(300);
     expect(seen).toEqual([]);
     writeFileSync(b, 'b2');
-    await until(() => seen.length > 0);
-    await new Promise((r) => setTimeout(r, 100));
+    await clock.advance(99);
+    expect(seen).toEqual([]);
+    await clock.advance(1);
+    expect(seen).toEqual([['a1', 'b2']]);
+    await clock.advance(300);
     expect(seen).toEqual([['a1', 'b2']]);
     rmSync(a);
-    await until(() => errors.length > 0);
-    expect((errors[0] as NodeJS.ErrnoException).code).toBe('ENOENT');
-    // Reported once per episode, not every interval: again only after a good read in between.
-    await new Promise((r) => setTimeout(r, 200));
-    expect(errors).toHaveLength(1);
+    await clock.advance(500);
+    expect(errors).toEqual(['ENOENT']);
     writeFileSync(a, 'a2');
-    await until(() => seen.length > 1);
-    expect(seen[1]).toEqual(['a2', 'b2']);
+    await clock.advance(100);
+    expect(seen).toEqual([['a1', 'b2'], ['a2', 'b2']]);
     rmSync(a);
-    await until(() => errors.length > 1);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(errors.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['ENOENT', 'ENOENT']);
+    await clock.advance(300);
+    expect(errors).toEqual(['ENOENT', 'ENOENT']);
     watch.stop();
+    writeFileSync(a, 'a3');
+    await clock.advance(1000);
+    expect(seen).toHaveLength(2);
+    expect(clock.pending).toBe(0);
+  });
+});
+
+describe('the memory flags of serve', () => {
+  const flags = ['--max-old-space-size=96', '--max-semi-space-size=2', '--v8-pool-size=1', '--expose-gc'];
+
+  it.each([
+    ['no flags', [], flags],
+    ['all four', flags, []],
+    ['all four written with underscores', ['--max_old_space_size=96', '--max_semi_space_size=2', '--v8_pool_size=1', '--expose_gc'], []],
+    ['a larger heap after ours', [...flags, '--max-old-space-size=4096'], ['--max-old-space-size=96']],
+    ['a larger heap before ours', ['--max-old-space-size=4096', ...flags], []],
+    ['other flags only', ['--import', 'tsx', '--enable-source-maps'], flags],
+  ])('with %s, missingNodeFlags lists what is missing or overridden.', (_name, execArgv, missing) => {
+    expect(missingNodeFlags(execArgv)).toEqual(missing);
+  });
+
+  it('replaces the process with the same command, its own flags kept and the four added last, when one is missing.', () => {
+    const calls: unknown[][] = [];
+    const env = { PATH: '/bin', NODE_OPTIONS: '--max-old-space-size=4096' };
+    const proc = {
+      execPath: '/nodejs/bin/node',
+      execArgv: ['--enable-source-maps'],
+      argv: ['/nodejs/bin/node', '/app/dist/cli/main.js', 'serve', '--policy', 'p.yaml'],
+      env,
+      execve: (...args: unknown[]) => {
+        calls.push(args);
+        throw new Error('replaced');
+      },
+    };
+    expect(() => ensureMemoryFlags(proc as never, 4096 * 2 ** 20, false)).toThrow('replaced');
+    expect(calls).toEqual([['/nodejs/bin/node', ['/nodejs/bin/node', '--enable-source-maps', ...flags, '/app/dist/cli/main.js', 'serve', '--policy', 'p.yaml'], env]]);
+  });
+
+  it('returns when the flags are there and V8 reports their heap limit, and refuses when V8 does not.', () => {
+    const proc = {
+      execPath: 'node',
+      execArgv: flags,
+      argv: ['node', 'main.js', 'serve'],
+      env: {},
+      execve: () => {
+        throw new Error('must not re-exec');
+      },
+    };
+    expect(() => ensureMemoryFlags(proc as never, 102 * 2 ** 20, true)).not.toThrow();
+    expect(() => ensureMemoryFlags(proc as never, 4102 * 2 ** 20, true)).toThrow(/V8 reports a heap limit of 4102 MiB; the memory budget cannot hold/);
+    expect(() => ensureMemoryFlags(proc as never, 102 * 2 ** 20, false)).toThrow(/and no gc/);
+  });
+
+  it('refuses with the command to run when this Node cannot replace the process.', () => {
+    const proc = { execPath: 'node', execArgv: [], argv: ['node', 'main.js', 'serve'], env: {} };
+    expect(() => ensureMemoryFlags(proc, 4096 * 2 ** 20, false)).toThrow(`start it as: node ${flags.join(' ')} main.js serve`);
   });
 });
 

@@ -3,13 +3,13 @@
  * cycle, and each folder imports only from its own rank or lower (two folders of one rank never
  * import each other):
  *
- *   0  core (the model), errors.ts, config.ts
+ *   0  core (the model), errors.ts, config.ts, clock.ts
  *   1  profiles, providers           the plug-ins, each registry beside them
- *      metrics, tls, certs           adapters of one concern each
+ *      metrics, tls, certs, log      adapters of one concern each
  *   2  policy                        parse (pure) and load (reads the file)
  *   3  decision
- *   4  manifests, audit              uses of the decision
- *   5  http, runtime                 the servers' apps; live reload
+ *   4  manifests, audit, admission   uses of the decision (admission: the review seam and its log and metrics wrappers)
+ *   5  http, runtime                 the servers; live reload and the process's lifecycle
  *   6  cli                           the commands; no module imports the entry point cli/main.ts
  *
  * The pure core (core, profiles, providers, policy, decision, manifests, audit) imports no adapter,
@@ -60,15 +60,18 @@ const RANKS: Readonly<Record<string, number>> = {
   core: 0,
   'errors.ts': 0,
   'config.ts': 0,
+  'clock.ts': 0,
   profiles: 1,
   providers: 1,
   metrics: 1,
   tls: 1,
   certs: 1,
+  log: 1,
   policy: 2,
   decision: 3,
   manifests: 4,
   audit: 4,
+  admission: 4,
   http: 5,
   runtime: 5,
   cli: 6,

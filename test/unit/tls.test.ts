@@ -1,42 +1,41 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import type { FastifyInstance } from 'fastify';
 import { generateCertificates } from '../../src/certs/generate.js';
 import { WebhookError } from '../../src/errors.js';
-import { buildWebhookApp } from '../../src/http/app.js';
-import { checkTlsMaterial, readTlsMaterial, serverTlsOptions } from '../../src/tls/material.js';
+import { createWebhookServer, type WebhookServer } from '../../src/http/server.js';
+import { createLog } from '../../src/log/log.js';
+import { checkTlsMaterial, readTlsMaterial, serverTlsOptions, TLS_SERVER_OPTIONS } from '../../src/tls/material.js';
+import { ManualClock } from '../support/clock.js';
 import { fixture, policy } from '../support/fixtures.js';
 import { decodePatch, review } from '../support/reviews.js';
 import { runCli } from '../support/cli.js';
 import { postJson } from '../support/https.js';
-import { connect as tlsConnect, type ConnectionOptions, type Server as TlsServer } from 'node:tls';
+import { connect as tlsConnect, DEFAULT_MIN_VERSION, type ConnectionOptions } from 'node:tls';
 
 const dir = mkdtempSync(join(tmpdir(), 'lbp-tls-'));
-let app: FastifyInstance;
+let server: WebhookServer;
 let url: string;
+
+/** webhook builds the admission server on a manual clock, logging nowhere. */
+function webhook(tls: { cert: string | Buffer; key: string | Buffer }): WebhookServer {
+  const clock = new ManualClock();
+  return createWebhookServer({ policy: () => policy({ provider: 'azure' }), tls, log: createLog({ level: 'silent', destination: { write: () => undefined }, clock }), clock });
+}
 let ca: string;
 
 beforeAll(async () => {
   const made = await runCli(['certs', '--out', dir, '--dns', 'localhost', '--ip', '127.0.0.1']);
   expect(made.code).toBe(0);
   ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
-  app = buildWebhookApp({
-    policy: () => policy({ provider: 'azure' }),
-    logger: pino({ level: 'silent' }),
-    tls: { cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) },
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  url = `https://localhost:${typeof address === 'object' && address ? address.port : 0}/mutate`;
+  server = webhook({ cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) });
+  url = `https://localhost:${await server.listen(0, '127.0.0.1')}/mutate`;
 });
 
 afterAll(async () => {
-  await app?.close();
+  await server?.close(0);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -89,7 +88,7 @@ describe.each([
 ] as const)('TLS parameters with %s', (_name, kind) => {
   let port = 0;
   let trusted = '';
-  let rsaApp: FastifyInstance | undefined;
+  let rsaServer: WebhookServer | undefined;
 
   beforeAll(async () => {
     if (kind === 'ECDSA') {
@@ -99,13 +98,12 @@ describe.each([
     }
     const rsa = generateCertificates({ dns: ['localhost'], ips: [], days: 1, caDays: 2, now: new Date(), keyAlgorithm: 'rsa' });
     expect(new X509Certificate(rsa.tlsCert).publicKey.asymmetricKeyType).toBe('rsa');
-    rsaApp = buildWebhookApp({ policy: () => policy({ provider: 'azure' }), logger: pino({ level: 'silent' }), tls: { cert: rsa.tlsCert, key: rsa.tlsKey } });
-    await rsaApp.listen({ port: 0, host: '127.0.0.1' });
-    port = (rsaApp.server.address() as AddressInfo).port;
+    rsaServer = webhook({ cert: rsa.tlsCert, key: rsa.tlsKey });
+    port = await rsaServer.listen(0, '127.0.0.1');
     trusted = rsa.caCert;
   });
   afterAll(async () => {
-    await rsaApp?.close();
+    await rsaServer?.close(0);
   });
 
   /** handshake connects to the webhook with the given client options: the protocol and cipher, or the error. */
@@ -134,6 +132,14 @@ describe.each([
   it('A TLS 1.3 client connects with TLS 1.3, and a TLS 1.1 client cannot connect.', async () => {
     expect((await handshake({})).protocol).toBe('TLSv1.3');
     expect((await handshake({ minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' })).error).toBeDefined();
+  });
+
+  // Node's own default already refuses TLS 1.1 (and OpenSSL 3 refuses it at its default security
+  // level), so no handshake can show that ours does: the setting itself is what is checked.
+  it('Sets TLS 1.2 as the minimum itself, in every secure context of the webhook port, whatever Node’s default.', () => {
+    expect(DEFAULT_MIN_VERSION).toBe('TLSv1.2');
+    expect(TLS_SERVER_OPTIONS.minVersion).toBe('TLSv1.2');
+    expect(serverTlsOptions({ cert: 'c', key: 'k' })).toMatchObject({ minVersion: 'TLSv1.2', cert: 'c', key: 'k' });
   });
 });
 
@@ -165,24 +171,28 @@ describe('the TLS material module (src/tls/material.ts)', () => {
     expect({ code: (refused as WebhookError).code, message: (refused as WebhookError).message }).toEqual({ code: 'LBP_CERTIFICATE', message: expect.stringMatching(message) });
   });
 
+  it('says "certificate and key swapped" when the certificate file holds the key and the key file the certificate.', async () => {
+    const refused = await readTlsMaterial(write('swapped.crt', one.tlsKey), write('swapped.key', one.tlsCert)).catch((err: unknown) => err);
+    expect((refused as WebhookError).message).toMatch(/^cannot use TLS certificate and key .*swapped\.crt with key .*swapped\.key: certificate and key swapped \(the certificate file holds a private key, the key file a certificate\)$/);
+  });
+
   it('names the pair by the source it is given, as the certificate reload does.', () => {
     expect(() => checkTlsMaterial(one.tlsCert, two.tlsKey, 'tls.crt with key tls.key')).toThrow('cannot use TLS certificate and key tls.crt with key tls.key: the key does not belong to the certificate');
   });
 
   it('builds a swapped-in certificate’s secure context with the same TLS parameters: new connections get the new certificate, and TLS 1.1 and CBC-SHA1 clients still cannot connect.', async () => {
     const trusted = `${one.caCert}${two.caCert}`;
-    const swapped = buildWebhookApp({ policy: () => policy({ provider: 'azure' }), logger: pino({ level: 'silent' }), tls: { cert: one.tlsCert, key: one.tlsKey } });
-    await swapped.listen({ port: 0, host: '127.0.0.1' });
+    const swapped = webhook({ cert: one.tlsCert, key: one.tlsKey });
+    const port = await swapped.listen(0, '127.0.0.1');
     try {
-      const port = (swapped.server.address() as AddressInfo).port;
       expect((await connectTls(port, trusted, {})).fingerprint).toBe(new X509Certificate(one.tlsCert).fingerprint256);
-      (swapped.server as unknown as TlsServer).setSecureContext(serverTlsOptions(checkTlsMaterial(two.tlsCert, two.tlsKey, 'two')));
+      swapped.rotateCertificate(checkTlsMaterial(two.tlsCert, two.tlsKey, 'two'));
       expect(await connectTls(port, trusted, {})).toEqual({ protocol: 'TLSv1.3', cipher: expect.any(String), fingerprint: new X509Certificate(two.tlsCert).fingerprint256 });
       expect((await connectTls(port, trusted, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' })).error).toBeDefined();
       expect((await connectTls(port, trusted, { maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA' })).error).toMatch(/handshake failure|no shared cipher|alert/i);
       expect(await connectTls(port, trusted, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).toMatchObject({ protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
     } finally {
-      await swapped.close();
+      await swapped.close(0);
     }
   });
 });
