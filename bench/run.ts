@@ -21,18 +21,15 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
 import { review } from '../src/admission/review.js';
-import { MAX_AFFECTED_PORTS } from '../src/decision/decide.js';
 import { decodeReview, encodeAnswer } from '../src/http/review.js';
 import { parsePolicy } from '../src/policy/parse.js';
 import { SERVE_NODE_FLAGS } from '../src/runtime/memory.js';
+import { hostileScenarios, istioService, updateReview } from '../test/support/hostile.js';
 import { removeTempDir, startControlPlane, startProcess, stopChild, tempDir } from '../test/support/controlplane.js';
 import { ensureNamespace, probeService, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating } from '../test/support/webhook.js';
 import type { LoadOptions, LoadResult } from './load.js';
@@ -128,38 +125,6 @@ function startOurs(s: Setup, tag: string): Promise<Server> {
   return startServer('lb-probe-webhook', args, join(s.dir, `ours-${tag}.log`), { ...process.env, NODE_OPTIONS: undefined, LOG_LEVEL: 'info' });
 }
 
-/** istioService is the Service Istio generates for a Gateway, as the API server sends it (with managedFields). */
-function istioService(): { metadata: Record<string, unknown>; spec: Record<string, unknown> } {
-  const service = parse(readFileSync(join(ROOT, 'test/fixtures/istio-gateway-service.yaml'), 'utf8')) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
-  service.metadata.managedFields = [
-    { manager: 'pilot-discovery', operation: 'Apply', apiVersion: 'v1', time: '2026-11-21T00:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:gateway.istio.io/managed': {}, 'f:gateway.networking.k8s.io/gateway-name': {} }, 'f:ownerReferences': { 'k:{"uid":"5c7e0f5e-3b1a-4f55-9d2b-0c5d1a3e7b10"}': {} } }, 'f:spec': { 'f:ipFamilyPolicy': {}, 'f:ports': { 'k:{"port":15021,"protocol":"TCP"}': { '.': {}, 'f:appProtocol': {}, 'f:name': {}, 'f:port': {} }, 'k:{"port":80,"protocol":"TCP"}': { '.': {}, 'f:appProtocol': {}, 'f:name': {}, 'f:port': {} }, 'k:{"port":443,"protocol":"TCP"}': { '.': {}, 'f:appProtocol': {}, 'f:name': {}, 'f:port': {} } }, 'f:selector': {}, 'f:type': {} } } },
-  ];
-  service.spec = { ...service.spec, sessionAffinity: 'None', externalTrafficPolicy: 'Cluster', internalTrafficPolicy: 'Cluster', ipFamilies: ['IPv4'], allocateLoadBalancerNodePorts: true };
-  return service;
-}
-
-/** updateReview wraps an object (and the old one) in an UPDATE AdmissionReview as the API server sends it. */
-function updateReview(uid: string, object: unknown, oldObject: unknown): Record<string, unknown> {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Service' },
-      resource: { group: '', version: 'v1', resource: 'services' },
-      requestKind: { group: '', version: 'v1', kind: 'Service' },
-      requestResource: { group: '', version: 'v1', resource: 'services' },
-      name: 'gateway-istio',
-      namespace: 'istio-ingress',
-      operation: 'UPDATE',
-      userInfo: { username: 'system:serviceaccount:istio-system:istiod', uid: 'f3c2', groups: ['system:serviceaccounts', 'system:serviceaccounts:istio-system', 'system:authenticated'] },
-      object,
-      oldObject,
-      dryRun: false,
-      options: { kind: 'UpdateOptions', apiVersion: 'meta.k8s.io/v1', fieldManager: 'pilot-discovery' },
-    },
-  };
-}
 
 /** benchReview writes the review the server benchmark sends: an UPDATE of the Service Istio generates for a Gateway (object and old object). */
 function benchReview(s: Setup): { body: string; bodyFile: string } {
@@ -226,118 +191,9 @@ async function serverBenchmark(): Promise<void> {
   removeTempDir(s.dir);
 }
 
-/** post sends one body over its own connection and resolves with the status (0 when the connection failed). */
-function post(port: number, ca: string, body: string | Buffer): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, servername: 'localhost', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.once('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.once('error', () => resolve(0));
-    req.end(body);
-  });
-}
-
-function openTls(port: number, ca: string): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
-    socket.once('secureConnect', () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-/** manyPorts is an Istio-shaped Service with n http ports: about 70 bytes of JSON per port. */
-function manyPorts(n: number, from = 1): Record<string, unknown> {
-  const service = istioService();
-  service.spec['ports'] = Array.from({ length: n }, (_, i) => ({ name: `http-${from + i}`, port: from + i, protocol: 'TCP', appProtocol: 'http' }));
-  return service;
-}
-
-interface Scenario {
-  readonly name: string;
-  /** run drives the hostile traffic and returns how many well-formed reviews were sent and how many failed. */
-  readonly run: (port: number, ca: string) => Promise<{ sent: number; failed: number }>;
-}
-
-/** steady sends small well-formed reviews one after another for ms, counting the answers other than 200. */
-async function steady(port: number, ca: string, ms: number): Promise<{ sent: number; failed: number }> {
-  const body = JSON.stringify(updateReview('steady', istioService(), istioService()));
-  let sent = 0;
-  let failed = 0;
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    sent++;
-    if ((await post(port, ca, body)) !== 200) failed++;
-  }
-  return { sent, failed };
-}
-
-async function parallel(port: number, ca: string, body: string, n: number): Promise<{ sent: number; failed: number }> {
-  const statuses = await Promise.all(Array.from({ length: n }, () => post(port, ca, body)));
-  return { sent: n, failed: statuses.filter((s) => s !== 200).length };
-}
-
 async function memoryBenchmark(): Promise<void> {
   const s = await setup();
-  const ports45k = JSON.stringify(updateReview('ports-45k', manyPorts(45_000), null)).replace('"oldObject":null,', '');
-  // The largest review the API server can send (see DEFAULT_BODY_LIMIT): an UPDATE whose object
-  // and old object are each just over 3 MiB of JSON.
-  const maxUpdate = JSON.stringify(updateReview('max-update', manyPorts(48_000), manyPorts(48_000, 2)));
-  // The heaviest review that is still annotated: as many http ports as one object is annotated for.
-  const atCap = JSON.stringify(updateReview('ports-cap', manyPorts(MAX_AFFECTED_PORTS), manyPorts(MAX_AFFECTED_PORTS)));
-  const scenarios: Scenario[] = [
-    { name: 'idle, after one review', run: (port, ca) => parallel(port, ca, JSON.stringify(updateReview('one', istioService(), istioService())), 1) },
-    ...[1, 8].map((n) => ({
-      name: `${n} x ${(atCap.length / 2 ** 20).toFixed(1)} MiB UPDATE of ${MAX_AFFECTED_PORTS.toLocaleString('en-US')} http ports, each annotated, in parallel`,
-      run: (port: number, ca: string) => parallel(port, ca, atCap, n),
-    })),
-    ...[1, 4, 8].map((n) => ({ name: `${n} x ${(ports45k.length / 2 ** 20).toFixed(1)} MiB review (45,000 http ports) in parallel`, run: (port: number, ca: string) => parallel(port, ca, ports45k, n) })),
-    ...[2, 8].map((n) => ({ name: `${n} x ${(maxUpdate.length / 2 ** 20).toFixed(1)} MiB UPDATE (object + oldObject) in parallel`, run: (port: number, ca: string) => parallel(port, ca, maxUpdate, n) })),
-    {
-      name: '30 uploads of 6 MiB stalled mid-body for 10 s, small reviews meanwhile',
-      run: async (port, ca) => {
-        const sockets = await Promise.all(Array.from({ length: 30 }, () => openTls(port, ca)));
-        const half = Buffer.alloc(3 * 2 ** 20, 0x20);
-        for (const socket of sockets) {
-          socket.on('error', () => undefined);
-          socket.write(`POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${6 * 2 ** 20}\r\n\r\n{"pad":"`);
-          socket.write(half);
-        }
-        const result = await steady(port, ca, 10_000);
-        for (const socket of sockets) socket.destroy();
-        return result;
-      },
-    },
-    {
-      name: '1,000 idle keep-alive connections, small reviews meanwhile',
-      run: async (port, ca) => {
-        const body = JSON.stringify(updateReview('idle', istioService(), istioService()));
-        const request = `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-        const sockets: TLSSocket[] = [];
-        let failed = 0;
-        for (let i = 0; i < 1000; i += 50) {
-          const batch = await Promise.all(Array.from({ length: 50 }, () => openTls(port, ca)));
-          await Promise.all(
-            batch.map(
-              (socket) =>
-                new Promise<void>((resolve) => {
-                  socket.on('error', () => undefined);
-                  socket.once('data', (d: Buffer) => {
-                    if (!d.toString('latin1').startsWith('HTTP/1.1 200 ')) failed++;
-                    resolve();
-                  });
-                  socket.write(request);
-                }),
-            ),
-          );
-          sockets.push(...batch);
-        }
-        const result = await steady(port, ca, 3000);
-        for (const socket of sockets) socket.destroy();
-        return { sent: result.sent + 1000, failed: result.failed + failed };
-      },
-    },
-  ];
+  const scenarios = hostileScenarios();
   console.log(`\nMemory benchmark: each scenario against a fresh serve started without NODE_OPTIONS (it gives itself ${SERVE_NODE_FLAGS.join(' ')}); peak RSS is VmHWM; ${load1()}`);
   const rows: (string | number)[][] = [['scenario', 'peak RSS MB', 'well-formed reviews', 'failed', 'machine']];
   let worst = 0;
@@ -346,7 +202,7 @@ async function memoryBenchmark(): Promise<void> {
   for (const [i, scenario] of scenarios.entries()) {
     if (!only.test(scenario.name)) continue;
     const server = await startOurs(s, `memory-${i}`);
-    const result = await scenario.run(server.port, s.ca);
+    const result = await scenario.run({ host: '127.0.0.1', port: server.port, ca: s.ca, servername: 'localhost' });
     const peak = peakRssMb(server.child.pid as number);
     worst = Math.max(worst, peak);
     failures += result.failed;
