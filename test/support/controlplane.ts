@@ -23,15 +23,25 @@ export interface Toolchain {
   readonly gatewayCrds: string;
 }
 
-/** ensureToolchain builds the control plane binaries when they are missing and returns their location. */
-export function ensureToolchain(): Toolchain {
-  const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (out.status !== 0) throw new Error(`test/e2e/controlplane/build.sh failed with exit ${out.status}`);
-  const value = (key: string): string => {
+/**
+ * runBuildScript runs one of the project's build scripts (each builds what is missing, caches it,
+ * and prints KEY=value lines of where things are) and returns a reader of those values, which
+ * throws naming the script when a key is missing. The script's own messages go to stderr.
+ */
+export function runBuildScript(script: string, args: readonly string[] = []): (key: string) => string {
+  const name = script.slice(script.indexOf('test/'));
+  const out = spawnSync('bash', [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (out.status !== 0) throw new Error(`${name} failed with exit ${out.status}`);
+  return (key) => {
     const match = new RegExp(`^${key}=(.*)$`, 'm').exec(out.stdout);
-    if (!match?.[1]) throw new Error(`test/e2e/controlplane/build.sh printed no ${key}`);
+    if (!match?.[1]) throw new Error(`${name} printed no ${key}`);
     return match[1];
   };
+}
+
+/** ensureToolchain builds the control plane binaries when they are missing and returns their location. */
+export function ensureToolchain(): Toolchain {
+  const value = runBuildScript(BUILD_SCRIPT);
   return { binDir: value('BIN_DIR'), gatewayCrds: value('GATEWAY_CRDS') };
 }
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { runCommand } from './controlplane.js';
+import { runBuildScript, runCommand } from './controlplane.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUILD_SCRIPT = join(ROOT, 'test/helm/build.sh');
@@ -29,13 +29,7 @@ export interface HelmTools {
 
 /** ensureHelm builds helm and fetches the CRDs when they are missing (cached afterwards) and returns their paths. */
 export function ensureHelm(): HelmTools {
-  const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (out.status !== 0) throw new Error(`test/helm/build.sh failed with exit ${out.status}`);
-  const value = (key: string): string => {
-    const match = new RegExp(`^${key}=(.*)$`, 'm').exec(out.stdout);
-    if (!match?.[1]) throw new Error(`test/helm/build.sh printed no ${key}`);
-    return match[1];
-  };
+  const value = runBuildScript(BUILD_SCRIPT);
   return { helm: value('HELM'), helm3: value('HELM3'), prometheusCrds: value('PROMETHEUS_CRDS'), certManagerCrds: value('CERT_MANAGER_CRDS'), rulecheck: value('RULECHECK') };
 }
 

@@ -6,12 +6,12 @@
  * ServiceAccount of each Gateway of class `istio`, as in a cluster. stop() ends its process group;
  * so does process exit.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, removeTempDir, startProcess, stopChild, tempDir, waitFor, type Kubectl } from './controlplane.js';
+import { freePort, removeTempDir, runBuildScript, startProcess, stopChild, tempDir, waitFor, type Kubectl } from './controlplane.js';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../e2e/istiod/build.sh', import.meta.url));
 
@@ -29,12 +29,9 @@ export interface IstiodToolchain {
   readonly crds: string;
 }
 
-function toolchainFrom(stdout: string): IstiodToolchain {
-  const value = (key: string): string => {
-    const match = new RegExp(`^${key}=(.*)$`, 'm').exec(stdout);
-    if (!match?.[1]) throw new Error(`test/e2e/istiod/build.sh printed no ${key}`);
-    return match[1];
-  };
+/** ensureIstiod builds pilot-discovery when it is missing (several minutes the first time) and returns where it is. */
+export function ensureIstiod(): IstiodToolchain {
+  const value = runBuildScript(BUILD_SCRIPT);
   const dir = value('ISTIO_DIR');
   return {
     version: value('ISTIO_VERSION'),
@@ -42,21 +39,6 @@ function toolchainFrom(stdout: string): IstiodToolchain {
     kubeGatewayTemplate: join(dir, 'kube-gateway.yaml'),
     crds: join(dir, 'crd-all.gen.yaml'),
   };
-}
-
-/** ensureIstiod builds pilot-discovery when it is missing (several minutes the first time) and returns where it is. */
-export function ensureIstiod(): IstiodToolchain {
-  const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (out.status !== 0) throw new Error(`test/e2e/istiod/build.sh failed with exit ${out.status}`);
-  return toolchainFrom(out.stdout);
-}
-
-/** builtIstiod returns the cached istiod when build.sh has built it, without building; undefined otherwise. */
-export function builtIstiod(): IstiodToolchain | undefined {
-  const out = spawnSync('bash', [BUILD_SCRIPT, '--print'], { encoding: 'utf8' });
-  if (out.status !== 0) return undefined;
-  const toolchain = toolchainFrom(out.stdout);
-  return [toolchain.binary, toolchain.kubeGatewayTemplate, toolchain.crds].every((f) => existsSync(f)) ? toolchain : undefined;
 }
 
 /** installIstioPrerequisites creates the istio-system namespace and installs Istio's CRDs (the Gateway API ones come with the control plane). */

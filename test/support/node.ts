@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { freePort, runCommand, startControlPlane, startProcess, stopChild, waitFor, type ControlPlane, type KubectlResult } from './controlplane.js';
+import { freePort, runBuildScript, runCommand, startControlPlane, startProcess, stopChild, waitFor, type ControlPlane, type KubectlResult } from './controlplane.js';
 import { cgroupHierarchies, diffHost, HostJournal, iptablesTables, JOURNAL_DIR, NODE_PATHS, NODE_SYSCTL_VALUES, snapshotHost, type HostSnapshot } from './host.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -53,13 +53,7 @@ export interface NodeToolchain {
 
 /** ensureNodeToolchain builds what is missing (Debian packages, Kubernetes' node binaries, containerd, the pause image) and returns where it is. */
 export function ensureNodeToolchain(): NodeToolchain {
-  const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (out.status !== 0) throw new Error(`test/node/build.sh failed with exit ${out.status}`);
-  const value = (key: string): string => {
-    const match = new RegExp(`^${key}=(.*)$`, 'm').exec(out.stdout);
-    if (!match?.[1]) throw new Error(`test/node/build.sh printed no ${key}`);
-    return match[1];
-  };
+  const value = runBuildScript(BUILD_SCRIPT);
   return {
     binDir: value('BIN_DIR'),
     nodeBinDir: value('NODE_BIN_DIR'),
