@@ -30,20 +30,24 @@ describe('the kustomize manifests', () => {
     expect(first.code).toBe(0);
     const versions = async () => {
       const listed = await k.kubectl(['get', '-k', dir, '-o', 'json']);
-      const items = (JSON.parse(listed.stdout) as { items: { kind: string; metadata: { resourceVersion: string } }[] }).items;
-      return Object.fromEntries(items.map((i) => [i.kind, i.metadata.resourceVersion]));
+      const items = (JSON.parse(listed.stdout) as { items: { kind: string; metadata: { name: string; resourceVersion: string } }[] }).items;
+      return Object.fromEntries(items.map((i) => [`${i.kind}/${i.metadata.name}`, i.metadata.resourceVersion]));
     };
     const before = await versions();
     const second = await k.kubectl(['apply', '-k', dir]);
     expect(second.code).toBe(0);
     const lines = second.stdout.trim().split('\n');
     expect(lines.map((l) => l.split('/')[0]).sort()).toEqual([
+      'clusterrole.rbac.authorization.k8s.io',
+      'clusterrolebinding.rbac.authorization.k8s.io',
       'configmap',
+      'cronjob.batch',
       'deployment.apps',
       'mutatingwebhookconfiguration.admissionregistration.k8s.io',
       'namespace',
       'poddisruptionbudget.policy',
       'service',
+      'serviceaccount',
       'serviceaccount',
     ]);
     for (const line of lines) {
