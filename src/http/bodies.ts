@@ -24,7 +24,7 @@ export const DEFAULT_SMALL_BUDGET = 8 * 1024 * 1024;
 /**
  * DEFAULT_LARGE_BUDGET is the room for large bodies: each takes all of it, so one large review is
  * in work at a time. Deciding a review holds several times its size in parsed objects, the patch
- * and the answer; see the README's memory budget for the measurements.
+ * and the answer; see docs/operations.md, "Memory budget", for the measurements.
  */
 export const DEFAULT_LARGE_BUDGET = DEFAULT_BODY_LIMIT;
 
@@ -88,7 +88,7 @@ export class BodyAdmission {
       release();
     });
     // A large review takes the whole large budget: one at a time, since deciding one holds several
-    // times its size (the README's memory budget).
+    // times its size (docs/operations.md, "Memory budget").
     cancel = (large ? this.large : this.small).acquire(large ? this.large.capacity : bytes, (granted) => {
       cancel = undefined;
       if (res.closed) {

@@ -16,7 +16,7 @@ import { getHeapStatistics } from 'node:v8';
  *   the thread answering reviews for 20 to 80 ms at a time (p99 at 1,000 reviews/s: 23–86 ms,
  *   with one: 2.7–5.4 ms);
  * - --expose-gc: a full collection after each large review (http/bodies.ts).
- * The README's memory budget has the measurements.
+ * docs/operations.md, "Memory budget", has the measurements.
  */
 export const SERVE_NODE_FLAGS = ['--max-old-space-size=96', '--max-semi-space-size=2', '--v8-pool-size=1', '--expose-gc'] as const;
 
