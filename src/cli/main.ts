@@ -22,6 +22,9 @@ Commands:
           List the Services and Gateways in the cluster that the policy would change; with --fix,
           apply exactly that (server-side apply, field manager lb-probe-webhook, after a dry run).
           Exit 1 when something would change.
+  export  admission-policy --policy FILE [--api-version v1|v1beta1] [--namespaces opt-in|cluster-wide] [--name NAME]
+          Print a MutatingAdmissionPolicy and its binding that make the policy's changes in the
+          API server itself; settings it cannot do exactly are refused, one line each.
   certs   --out DIR --dns NAME [--dns NAME...] [--ip IP...] [--days 365] [--ca-days 3650]
           [--ca-cert FILE --ca-key FILE] [--if-missing]
           Write ca.crt, ca.key, tls.crt and tls.key for the webhook's serving certificate.
@@ -44,6 +47,8 @@ async function main(argv: readonly string[], io: Io): Promise<number> {
       return (await import('./certs.js')).runCerts(rest, io);
     case 'audit':
       return (await import('./audit.js')).runAudit(rest, io);
+    case 'export':
+      return (await import('./export.js')).runExport(rest, io);
     case 'help':
     case '--help':
     case '-h':

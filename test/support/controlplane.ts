@@ -22,9 +22,12 @@ export interface Toolchain {
   readonly gatewayCrds: string;
 }
 
-/** ensureToolchain builds the control plane binaries when they are missing and returns their location. */
-export function ensureToolchain(): Toolchain {
-  const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+/** DEFAULT_K8S_VERSION is the Kubernetes version the suite runs on unless a test asks for another (build.sh's default too). */
+export const DEFAULT_K8S_VERSION = 'v1.35.4';
+
+/** ensureToolchain builds the control plane binaries of a Kubernetes version when they are missing and returns their location. */
+export function ensureToolchain(version: string = DEFAULT_K8S_VERSION): Toolchain {
+  const out = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, K8S_VERSION: version } });
   if (out.status !== 0) throw new Error(`test/e2e/controlplane/build.sh failed with exit ${out.status}`);
   const value = (key: string): string => {
     const match = new RegExp(`^${key}=(.*)$`, 'm').exec(out.stdout);
@@ -193,6 +196,8 @@ export interface ControlPlaneInfo {
   readonly kubeconfig: string;
   readonly server: string;
   readonly binDir: string;
+  /** version is the Kubernetes version of the running kube-apiserver. */
+  readonly version: string;
 }
 
 /** ControlPlane is a running etcd and kube-apiserver. */
@@ -201,9 +206,26 @@ export interface ControlPlane extends ControlPlaneInfo {
   stop(): Promise<void>;
 }
 
+/** ControlPlaneOptions choose what startControlPlane runs; every field is optional. */
+export interface ControlPlaneOptions {
+  /** version is the Kubernetes version (DEFAULT_K8S_VERSION when absent), built by build.sh if missing. */
+  readonly version?: string;
+  /** apiserverArgs are added to kube-apiserver's flags, e.g. feature gates and runtime config. */
+  readonly apiserverArgs?: readonly string[];
+}
+
+/**
+ * MUTATING_ADMISSION_POLICY_BETA are the kube-apiserver flags that serve MutatingAdmissionPolicy
+ * v1beta1 on 1.34 and 1.35, where it is off by default (GA and on from 1.36: KEP-3962).
+ */
+export const MUTATING_ADMISSION_POLICY_BETA: readonly string[] = [
+  '--feature-gates=MutatingAdmissionPolicy=true',
+  '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
+];
+
 /** startControlPlane starts etcd and kube-apiserver on loopback and installs the Gateway API standard CRDs. */
-export async function startControlPlane(): Promise<ControlPlane> {
-  const toolchain = ensureToolchain();
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const toolchain = ensureToolchain(options.version);
   const dir = tempDir('lbp-controlplane-');
   const bin = (name: string): string => join(toolchain.binDir, name);
   const etcdClient = await freePort();
@@ -263,6 +285,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       '--enable-priority-and-fairness=false',
       '--endpoint-reconciler-type=none',
       '--v=1',
+      ...(options.apiserverArgs ?? []),
     ],
     join(dir, 'kube-apiserver.log'),
   );
@@ -300,6 +323,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     kubeconfig,
     server,
     binDir: toolchain.binDir,
+    version: options.version ?? DEFAULT_K8S_VERSION,
     kubectl,
     async stop() {
       await stopChild(apiserver);
