@@ -36,12 +36,12 @@ export function compareCodePoints(a: string, b: string): number {
 /** CelValue is a value a policy literal holds. */
 export type CelValue = string | number | boolean | null | readonly CelValue[] | { readonly [key: string]: CelValue };
 
-/** celLiteral renders a value as a CEL literal: a JSON-shaped text, map keys sorted by code point. */
+/** celLiteral renders a value as a CEL literal: compact JSON, map keys sorted by code point, as Helm's toJson writes it. */
 export function celLiteral(value: CelValue): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return celString(value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) return `[${(value as readonly CelValue[]).map(celLiteral).join(', ')}]`;
+  if (Array.isArray(value)) return `[${(value as readonly CelValue[]).map(celLiteral).join(',')}]`;
   const entries = Object.entries(value as { readonly [key: string]: CelValue }).sort(([a], [b]) => compareCodePoints(a, b));
-  return `{${entries.map(([k, v]) => `${celString(k)}: ${celLiteral(v)}`).join(', ')}}`;
+  return `{${entries.map(([k, v]) => `${celString(k)}:${celLiteral(v)}`).join(',')}}`;
 }

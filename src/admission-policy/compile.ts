@@ -35,8 +35,7 @@ export const ENABLED_LABEL = 'lb-probe-webhook/enabled';
 export const MATCH_CONDITION = {
   name: 'load-balanced-http',
   expression:
-    "request.resource.resource == 'services'\n" +
-    "? (has(object.spec.type) && object.spec.type == 'LoadBalancer' && has(object.spec.ports) &&\n" +
+    "request.resource.resource == 'services' ? (has(object.spec.type) && object.spec.type == 'LoadBalancer' && has(object.spec.ports) &&\n" +
     "   object.spec.ports.exists(p, has(p.appProtocol) && (p.appProtocol.lowerAscii() == 'http' || p.appProtocol.lowerAscii() == 'https') &&\n" +
     "     (!has(p.protocol) || p.protocol == 'TCP')))\n" +
     ": (has(object.spec.listeners) && object.spec.listeners.exists(l, l.protocol == 'HTTP' || l.protocol == 'HTTPS'))",
@@ -45,8 +44,7 @@ export const MATCH_CONDITION = {
 export const ALB_MATCH_CONDITION = {
   name: 'load-balanced-http-or-alb-backend',
   expression:
-    "request.resource.resource == 'services'\n" +
-    "? ((has(object.spec.type) && object.spec.type == 'LoadBalancer' && has(object.spec.ports) &&\n" +
+    "request.resource.resource == 'services' ? ((has(object.spec.type) && object.spec.type == 'LoadBalancer' && has(object.spec.ports) &&\n" +
     "    object.spec.ports.exists(p, has(p.appProtocol) && (p.appProtocol.lowerAscii() == 'http' || p.appProtocol.lowerAscii() == 'https') &&\n" +
     "      (!has(p.protocol) || p.protocol == 'TCP'))) ||\n" +
     "   (has(object.metadata.labels) && has(object.spec.ports) &&\n" +
@@ -145,4 +143,31 @@ function comment(node: unknown, comments: readonly string[]): void {
     const text = comments[i];
     if (text && typeof item === 'object' && item !== null) (item as { commentBefore?: string }).commentBefore = ` ${text}`;
   });
+}
+
+/** CHART_PROGRAM_FILE is where the Helm chart keeps the program, relative to the chart. */
+export const CHART_PROGRAM_FILE = 'files/admission-policy.yaml';
+
+/**
+ * chartProgram is the part of the objects that is the same for every policy, as the Helm chart
+ * carries it (CHART_PROGRAM_FILE): the two matchConditions, the program's variables and the
+ * mutations. The chart renders the policy's values in front of the variables, as settings.ts does;
+ * test/e2e/chart-admission-policy.test.ts checks that helm template and export agree.
+ */
+export function chartProgram(): string {
+  const doc = new Document(
+    {
+      matchConditions: { webhook: MATCH_CONDITION, albBackends: ALB_MATCH_CONDITION },
+      variables: variablesOf(PROGRAM),
+      mutations: MUTATIONS.map((m) => ({ patchType: 'JSONPatch', jsonPatch: { expression: m.expression } })),
+    },
+    { aliasDuplicateObjects: false },
+  );
+  doc.commentBefore =
+    ' Generated from src/admission-policy (chartProgram); do not edit. Regenerate with\n' +
+    '   node_modules/.bin/tsx test/helm/write-admission-policy-program.ts\n' +
+    ' templates/admissionpolicy.yaml puts the policy\'s values in front of these variables.';
+  comment(doc.get('variables', true), PROGRAM.map((v) => v.comment));
+  comment(doc.get('mutations', true), MUTATIONS.map((m) => m.comment));
+  return doc.toString({ lineWidth: 0 });
 }

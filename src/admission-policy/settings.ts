@@ -7,7 +7,7 @@ import { globToRegExpSource } from '../core/names.js';
 import type { Policy } from '../policy/schema.js';
 import type { AwsSettings } from '../providers/aws.js';
 import type { AzureSettings } from '../providers/azure.js';
-import type { CustomSettings, CustomTemplates } from '../providers/custom.js';
+import { CUSTOM_INTENTS, type CustomSettings, type CustomTemplates } from '../providers/custom.js';
 import { celLiteral, celString, compareCodePoints, type CelValue } from './cel.js';
 import type { Variable } from './program.js';
 
@@ -18,9 +18,6 @@ import type { Variable } from './program.js';
  * this many templates stay within it (test/e2e/admission-policy.test.ts stores such an object).
  */
 export const MAX_CUSTOM_PER_PORT_TEMPLATES = 3;
-
-/** CUSTOM_INTENTS are the custom provider's template sections, in the order the program reads them. */
-const CUSTOM_INTENTS = ['tcp', 'readiness'] as const;
 
 /** Refusal is a setting CEL cannot carry out exactly: its path in the policy and why. */
 export interface Refusal {
@@ -104,10 +101,10 @@ function rulesLiteral(policy: Policy): string {
       readiness: rule.readiness === undefined ? null : { path: rule.readiness.path, port: String(rule.readiness.port) },
     };
     return `{${Object.entries(fields)
-      .map(([k, v]) => `${celString(k)}: dyn(${celLiteral(v)})`)
-      .join(', ')}}`;
+      .map(([k, v]) => `${celString(k)}:dyn(${celLiteral(v)})`)
+      .join(',')}}`;
   });
-  return `[${rules.join(', ')}]`;
+  return `[${rules.join(',')}]`;
 }
 
 /**

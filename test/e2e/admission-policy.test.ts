@@ -59,7 +59,7 @@ describe.each(TARGETS)('$title', (target) => {
   }, 300_000);
   afterAll(async () => {
     const counts = differential?.counts;
-    console.log(`admission-policy differential (${target.title}): ${counts?.runs} policies, ${counts?.cases} cases, ${counts?.changed} changed, ${counts?.refused} refused by the API server`);
+    console.log(`admission-policy differential (${target.title}): ${counts?.runs} policies, ${counts?.cases} cases, ${counts?.changed} changed, ${counts?.refused} refused by the API server${counts?.refusals.length ? `, such as:\n  ${counts.refusals.join('\n  ')}` : ''}`);
     await differential?.stop();
     await stop?.();
   });

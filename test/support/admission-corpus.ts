@@ -52,7 +52,7 @@ const PROBE_KEYS: readonly (readonly [string, fc.Arbitrary<string>])[] = [
 ];
 /** OTHER_KEYS are annotations the decision reads: the override, AWS ownership and target type, Istio's, and a map near 256 KiB. */
 const OTHER_KEYS: readonly (readonly [string, fc.Arbitrary<string>])[] = [
-  ['lb-probe-webhook/probe', fc.constantFrom('tcp', 'readiness', 'none', 'bogus')],
+  ['lb-probe-webhook/probe', fc.constantFrom('tcp', 'readiness', 'kube-proxy', 'none', 'bogus')],
   [`${AZ}aws-load-balancer-type`, fc.constantFrom('external', 'nlb-ip', 'nlb')],
   [`${AZ}aws-load-balancer-nlb-target-type`, fc.constantFrom('ip', 'instance', 'IP')],
   ['alb.ingress.kubernetes.io/target-type', fc.constantFrom('instance', 'ip')],
@@ -172,7 +172,7 @@ export const gatewayArb: fc.Arbitrary<JsonObject> = fc
 /** objectArb draws a Service or a Gateway. */
 export const objectArb: fc.Arbitrary<JsonObject> = fc.oneof({ weight: 3, arbitrary: serviceArb }, { weight: 2, arbitrary: gatewayArb });
 
-const PROBES = ['tcp', 'readiness', 'none'] as const;
+const PROBES = ['tcp', 'readiness', 'kube-proxy', 'none'] as const;
 const readinessArb = fc.record(
   { port: fc.constantFrom<string | number>('status-port', 15021, 'http', 'admin', 8080, 'metrics'), path: fc.constantFrom('/healthz/ready', '/ready', '/healthz', '/x{port}') },
   { requiredKeys: [] },
@@ -212,7 +212,7 @@ export const policyArb: fc.Arbitrary<Record<string, unknown>> = fc
         { weight: 2, arbitrary: fc.constantFrom('gcp', 'hetzner', 'linode', 'oci', 'alibaba', 'ibm') },
       ),
       mode: fc.constantFrom('enforce', 'enforce', 'enforce', 'enforce', 'enforce', 'enforce', 'enforce', 'warn'),
-      probe: fc.constantFrom('tcp', 'tcp', 'readiness', 'readiness', 'readiness', 'none'),
+      probe: fc.constantFrom('tcp', 'tcp', 'readiness', 'readiness', 'readiness', 'kube-proxy', 'none'),
       readiness: readinessArb,
       overwrite: fc.boolean(),
       kinds: fc.constantFrom(['Service', 'Gateway'], ['Service', 'Gateway'], ['Service', 'Gateway'], ['Service', 'Gateway'], ['Service'], ['Gateway']),
@@ -220,7 +220,7 @@ export const policyArb: fc.Arbitrary<Record<string, unknown>> = fc
       profiles: fc.subarray(['haproxy-ingress', 'ingress-nginx', 'istio']),
       azure: fc.record({ hideStatusPort: fc.boolean() }),
       aws: fc.record({ defaultTargetType: fc.constantFrom('instance', 'ip'), alb: fc.boolean() }),
-      custom: fc.record({ tcp: templatesArb, readiness: templatesArb }, { requiredKeys: [] }),
+      custom: fc.record({ tcp: templatesArb, readiness: templatesArb, 'kube-proxy': templatesArb }, { requiredKeys: [] }),
       rules: fc.array(ruleArb, { maxLength: 3 }),
     },
     { requiredKeys: ['provider'] },

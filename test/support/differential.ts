@@ -134,8 +134,8 @@ function writtenAnnotations(object: any): unknown {
 export interface Differential {
   /** compare installs the policy on both sides and compares every object; it returns the differences. */
   compare(policyText: string, objects: readonly { name: string; object: JsonObject }[], options?: { failurePolicy?: 'Fail' | 'Ignore' }): Promise<Difference[]>;
-  /** counts: policies compared (runs), objects (cases), objects the mutation changed, objects the API server refused on both sides. */
-  readonly counts: { runs: number; cases: number; changed: number; refused: number };
+  /** counts: policies compared (runs), objects (cases), objects the mutation changed, objects the API server refused on both sides (and why, the first few). */
+  readonly counts: { runs: number; cases: number; changed: number; refused: number; refusals: string[] };
   stop(): Promise<void>;
 }
 
@@ -178,7 +178,7 @@ export async function startDifferential(options: DifferentialOptions): Promise<D
     if (registered.code !== 0) throw new Error(`registering the webhook: ${registered.stderr}`);
   }
 
-  const counts = { runs: 0, cases: 0, changed: 0, refused: 0 };
+  const counts = { runs: 0, cases: 0, changed: 0, refused: 0, refusals: [] as string[] };
   let run = 0;
   let current = '';
 
@@ -279,7 +279,11 @@ export async function startDifferential(options: DifferentialOptions): Promise<D
           const rendered = processManifests([{ name: 'object.yaml', text: stringify(object) }], policy, { maxDocumentBytes: 8 * 1024 * 1024 });
           const render = writtenAnnotations(parse(rendered.output));
           const differ = (why: string) => differences.push({ name, object, policy: viaPolicy, webhook: viaWebhook, render, why });
-          if ('refused' in viaPolicy) counts.refused++;
+          if ('refused' in viaPolicy) {
+            counts.refused++;
+            const reason = `${name}: ${viaPolicy.refused.slice(0, 300)}`;
+            if (counts.refusals.length < 5 && !counts.refusals.includes(reason)) counts.refusals.push(reason);
+          }
           else if (!isDeepStrictEqual(writtenAnnotations(viaPolicy.object), writtenAnnotations(object))) counts.changed++;
           if (!isDeepStrictEqual(normalized(viaPolicy), normalized(viaWebhook))) differ('the policy and the webhook stored different objects');
           else if ('object' in viaPolicy && !isDeepStrictEqual(writtenAnnotations(viaPolicy.object), render)) differ('the stored annotations differ from render');

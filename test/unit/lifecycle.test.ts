@@ -179,7 +179,7 @@ describe('policy reload', () => {
     await waitForLog(server, 'policy refused; the last good policy keeps serving');
     const refused = server.logs.find((l) => l.msg === 'policy refused; the last good policy keeps serving');
     expect(refused?.['problems']).toEqual([
-      `${policyFile}:2: probe: must be one of "tcp", "readiness", "none", got "maybe"`,
+      `${policyFile}:2: probe: must be one of "tcp", "readiness", "kube-proxy", "none", got "maybe"`,
       `${policyFile}:3: bogus: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, profiles, azure, aws, custom, rules`,
     ]);
     expect(await probeValues()).toBe('http');
