@@ -33,6 +33,20 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          // The admission and istiod scenarios again on the oldest Kubernetes a supported managed
+          // cluster runs (README, "Verified against"), after the other projects.
+          name: 'e2e-v1.32',
+          include: ['test/e2e/admission.test.ts', 'test/e2e/istio.test.ts', 'test/e2e/chart-admission-policy.test.ts'],
+          globalSetup: ['test/e2e/global-setup.ts'],
+          provide: { kubernetesVersion: 'v1.32.13' },
+          sequence: { groupOrder: 1 },
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
     coverage: {
       provider: 'v8',

@@ -11,7 +11,7 @@ import { compileAdmissionPolicy, type ApiVersion, type Selection } from '../../s
 import { parsePolicy } from '../../src/policy/parse.js';
 import { policyArb, readmePolicies } from '../support/admission-corpus.js';
 import { cluster } from '../support/cluster.js';
-import { removeTempDir, tempDir } from '../support/controlplane.js';
+import { admissionPolicyApiVersion, removeTempDir, tempDir } from '../support/controlplane.js';
 import { CHART, ensureHelm, helmRunner, kustomizeRender, normalise, parseObjects, valuesFile, type Helm, type K8sObject } from '../support/helm.js';
 import { ensureNamespace, probeService } from '../support/webhook.js';
 
@@ -65,7 +65,7 @@ describe('helm template with enforcement: admissionPolicy', () => {
   }, 600_000);
 
   it.each([
-    ['four custom per-port templates', { provider: 'custom', custom: { tcp: { perPort: { 'a.io/a-{port}': 'x', 'a.io/b-{port}': 'x', 'a.io/c-{port}': 'x', 'a.io/d-{port}': 'x' } } } }, 'custom.tcp.perPort: 4 templates'],
+    ['four custom per-port templates', { provider: 'custom', custom: { tcp: { perPort: { 'a.io/a-{port}': 'x', 'a.io/b-{port}': 'x', 'a.io/c-{port}': 'x', 'a.io/d-{port}': 'x' } } } }, 'policy custom.tcp.perPort: 4 templates'],
     ['custom keys that may name one annotation', { provider: 'custom', custom: { readiness: { perPort: { 'x.io/p{port}': 'a', 'x.io/p1{port}': 'b' } } } }, 'policy custom.readiness: keys'],
   ])('refuses, as export does, a policy with %s, naming the setting', async (_name, settings, message) => {
     expect(exported(stringify(settings), 'v1')).toBe('refused');
@@ -88,7 +88,9 @@ describe('helm template with enforcement: admissionPolicy', () => {
   });
 });
 
-describe('helm install with enforcement: admissionPolicy on the suite\'s control plane (1.35.4, beta enabled)', () => {
+const served = admissionPolicyApiVersion(inject('controlPlane').version);
+
+describe.skipIf(served === undefined)('helm install with enforcement: admissionPolicy where the API server serves MutatingAdmissionPolicy', () => {
   const release = 'lbp-ap';
   const namespace = 'lbp-ap';
   const apps = 'lbp-ap-apps';
@@ -101,14 +103,14 @@ describe('helm install with enforcement: admissionPolicy on the suite\'s control
     await helm(['uninstall', release, '--namespace', namespace]);
   });
 
-  it('installs the v1beta1 policy and its binding, and no Deployment, Service, Secret or webhook registration', async () => {
+  it('installs the policy and its binding in the version the cluster serves, and no Deployment, Service, Secret or webhook registration', async () => {
     const out = await helm(['install', release, CHART, '--namespace', namespace, '--set', 'enforcement=admissionPolicy']);
     expect(out.stderr).toBe('');
     expect(out.stdout).toContain('Enforcement: admissionPolicy.');
     const manifest = parseObjects((await helm(['get', 'manifest', release, '--namespace', namespace])).stdout);
     expect(manifest.map((o) => `${o['apiVersion']} ${o['kind']}`).sort()).toEqual([
-      'admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicy',
-      'admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicyBinding',
+      `admissionregistration.k8s.io/${served} MutatingAdmissionPolicy`,
+      `admissionregistration.k8s.io/${served} MutatingAdmissionPolicyBinding`,
     ]);
     const listed = await k.kubectl(['get', 'deployments,services,secrets,configmaps', '-n', namespace, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'name']);
     expect(listed.stdout.trim()).toBe('');
@@ -126,5 +128,21 @@ describe('helm install with enforcement: admissionPolicy on the suite\'s control
       await new Promise((r) => setTimeout(r, 250));
     }
     expect(annotations).toEqual({ [`${AZ}port_80_health-probe_protocol`]: 'tcp' });
+  });
+});
+
+describe.runIf(served === undefined)('helm install with enforcement: admissionPolicy where the API server does not serve MutatingAdmissionPolicy', () => {
+  it('fails before creating anything, with a message naming the cluster\'s version and what to do', async () => {
+    const out = await helm(['install', 'lbp-ap-old', CHART, '--namespace', 'default', '--set', 'enforcement=admissionPolicy']);
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain(`enforcement: admissionPolicy needs the MutatingAdmissionPolicy API, which this cluster (Kubernetes ${inject('controlPlane').version}) does not serve`);
+    expect(out.stderr).toContain('keep enforcement: webhook');
+    expect((await helm(['status', 'lbp-ap-old', '--namespace', 'default'])).code).not.toBe(0);
+  });
+
+  it('with enforcement: webhook (the default) the same chart still installs its webhook objects there', async () => {
+    const out = await helm(['template', 'lbp-webhook', CHART, '--namespace', 'default', '--validate']);
+    expect(out.stderr).toBe('');
+    expect(parseObjects(out.stdout).map((o) => o['kind'])).toContain('MutatingWebhookConfiguration');
   });
 });

@@ -223,6 +223,16 @@ export const MUTATING_ADMISSION_POLICY_BETA: readonly string[] = [
   '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
 ];
 
+/**
+ * admissionPolicyApiVersion is the MutatingAdmissionPolicy version a control plane of this suite
+ * serves at a Kubernetes version: v1 from 1.36, v1beta1 on 1.34 and 1.35 (where the e2e setup turns
+ * the beta on with MUTATING_ADMISSION_POLICY_BETA), none before.
+ */
+export function admissionPolicyApiVersion(version: string): 'v1' | 'v1beta1' | undefined {
+  const minor = Number(/^v1\.(\d+)\./.exec(version)?.[1] ?? 0);
+  return minor >= 36 ? 'v1' : minor >= 34 ? 'v1beta1' : undefined;
+}
+
 /** startControlPlane starts etcd and kube-apiserver on loopback and installs the Gateway API standard CRDs. */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const toolchain = ensureToolchain(options.version);

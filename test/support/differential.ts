@@ -107,6 +107,65 @@ export function apiClient(kubeconfigPath: string): ApiClient {
   };
 }
 
+let sentinels = 0;
+
+/**
+ * installCompiledPolicy creates a compiled MutatingAdmissionPolicy bound to the objects with a
+ * label (instead of its namespaces), with the failure policy given, then a sentinel policy and
+ * binding, and waits until the sentinel is in effect: the API server's policy source reads its
+ * informers' caches, so the policy created before the sentinel is in effect too. It returns the
+ * API paths of what it created, for deleting.
+ */
+export async function installCompiledPolicy(
+  api: ApiClient,
+  compiled: readonly Record<string, unknown>[],
+  options: { readonly label: Record<string, string>; readonly failurePolicy: 'Fail' | 'Ignore' },
+): Promise<string[]> {
+  const objects = structuredClone(compiled) as any[];
+  const group = String(objects[0]?.apiVersion);
+  for (const object of objects) {
+    if (object.kind === 'MutatingAdmissionPolicy') object.spec.failurePolicy = options.failurePolicy;
+    if (object.kind === 'MutatingAdmissionPolicyBinding') object.spec.matchResources = { objectSelector: { matchLabels: options.label } };
+  }
+  const id = `${process.pid}-${sentinels++}`;
+  const sentinel = `lbp-sentinel-${id}`;
+  objects.push(
+    {
+      apiVersion: group,
+      kind: 'MutatingAdmissionPolicy',
+      metadata: { name: sentinel },
+      spec: {
+        failurePolicy: 'Fail',
+        reinvocationPolicy: 'Never',
+        matchConstraints: { resourceRules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['services'] }] },
+        mutations: [{ patchType: 'JSONPatch', jsonPatch: { expression: `[JSONPatch{op: 'add', path: '/metadata/annotations', value: {'${SENTINEL_ANNOTATION}': '${id}'}}]` } }],
+      },
+    },
+    {
+      apiVersion: group,
+      kind: 'MutatingAdmissionPolicyBinding',
+      metadata: { name: sentinel },
+      spec: { policyName: sentinel, matchResources: { objectSelector: { matchLabels: { [SENTINEL_LABEL]: id } } } },
+    },
+  );
+  const created: string[] = [];
+  for (const object of objects) {
+    const [apiGroup, version] = String(object.apiVersion).split('/');
+    const path = `/apis/${apiGroup}/${version}/${String(object.kind).toLowerCase().replace(/y$/, 'ie')}s`;
+    const answer = await api.send('POST', path, object);
+    if (answer.status !== 201) throw new Error(`creating ${object.kind} ${object.metadata.name}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 2000)}`);
+    created.push(`${path}/${object.metadata.name}`);
+  }
+  const canary = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'canary', namespace: 'default', labels: { [SENTINEL_LABEL]: id } }, spec: { ports: [{ port: 80 }] } };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const stored = await api.dryRunCreate(canary);
+    if ('object' in stored && (stored.object['metadata'] as any).annotations?.[SENTINEL_ANNOTATION] === id) return created;
+    if (Date.now() > deadline) throw new Error(`the sentinel policy ${sentinel} was not in effect after 60 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** normalized drops what differs between two stores of the same object (uid, times, allocated addresses and ports, the side label). */
 export function normalized(stored: Stored): unknown {
   if ('refused' in stored) return stored;
@@ -201,61 +260,11 @@ export async function startDifferential(options: DifferentialOptions): Promise<D
     current = text;
   };
 
-  /** create posts an object to its collection; it throws on any answer but 201. */
-  const create = async (object: any): Promise<string> => {
-    const [group, version] = String(object.apiVersion).split('/');
-    const plural = String(object.kind).toLowerCase().replace(/y$/, 'ie') + 's';
-    const path = `/apis/${group}/${version}/${plural}`;
-    const answer = await api.send('POST', path, object);
-    if (answer.status !== 201) throw new Error(`creating ${object.kind} ${object.metadata.name}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 2000)}`);
-    return `${path}/${object.metadata.name}`;
-  };
-
-  /**
-   * installPolicy creates the compiled policy bound to SIDE_LABEL=policy-<id>, then a sentinel policy
-   * and binding, and waits until the sentinel is in effect: the API server's policy source reads its
-   * informers' caches, so the policy created before the sentinel is in effect too.
-   */
+  /** installPolicy creates the compiled policy bound to SIDE_LABEL=policy-<id> and waits until it is in effect. */
   const installPolicy = async (text: string, id: number, failurePolicy: 'Fail' | 'Ignore'): Promise<string[]> => {
     const compiled = compileAdmissionPolicy(parsePolicy(text), { apiVersion: options.apiVersion, name: `${prefix}-${id}`, selection: 'opt-in' });
     if ('refusals' in compiled) throw new Error(`the compiler refused the policy: ${JSON.stringify(compiled.refusals)}`);
-    const objects = structuredClone(compiled.objects) as any[];
-    for (const object of objects) {
-      if (object.kind === 'MutatingAdmissionPolicy') object.spec.failurePolicy = failurePolicy;
-      if (object.kind === 'MutatingAdmissionPolicyBinding') object.spec.matchResources = { objectSelector: { matchLabels: { [SIDE_LABEL]: `policy-${id}` } } };
-    }
-    const group = `admissionregistration.k8s.io/${options.apiVersion}`;
-    const sentinel = `${prefix}-${id}-sentinel`;
-    objects.push(
-      {
-        apiVersion: group,
-        kind: 'MutatingAdmissionPolicy',
-        metadata: { name: sentinel },
-        spec: {
-          failurePolicy: 'Fail',
-          reinvocationPolicy: 'Never',
-          matchConstraints: { resourceRules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['services'] }] },
-          mutations: [{ patchType: 'JSONPatch', jsonPatch: { expression: `[JSONPatch{op: 'add', path: '/metadata/annotations', value: {'${SENTINEL_ANNOTATION}': '${id}'}}]` } }],
-        },
-      },
-      {
-        apiVersion: group,
-        kind: 'MutatingAdmissionPolicyBinding',
-        metadata: { name: sentinel },
-        spec: { policyName: sentinel, matchResources: { objectSelector: { matchLabels: { [SENTINEL_LABEL]: String(id) } } } },
-      },
-    );
-    const created: string[] = [];
-    for (const object of objects) created.push(await create(object));
-    const canary = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'canary', namespace: 'default', labels: { [SENTINEL_LABEL]: String(id) } }, spec: { ports: [{ port: 80 }] } };
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const stored = await api.dryRunCreate(canary);
-      if ('object' in stored && (stored.object['metadata'] as any).annotations?.[SENTINEL_ANNOTATION] === String(id)) break;
-      if (Date.now() > deadline) throw new Error(`policy ${id}: the sentinel was not in effect after 60 s`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return created;
+    return installCompiledPolicy(api, compiled.objects, { label: { [SIDE_LABEL]: `policy-${id}` }, failurePolicy });
   };
 
   return {
