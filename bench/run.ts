@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- MODE]`: prints figures, asserts nothing. Loopback only, bounded runs.
  *
- * Modes (default: server, then e2e):
+ * Modes (default: server, e2e, then create):
  * - server: the built `serve` against a bare Fastify HTTPS server (bench/bare-server.ts), same
  *   certificates, same run: throughput in interleaved closed-loop rounds, latency at a steady
  *   1,000 requests/s, peak RSS. The server runs pinned to one core and the load generator
@@ -10,10 +10,13 @@
  *   reviews of the largest size, uploads that stall mid-body, thousands of idle connections; the
  *   peak RSS of each, and every well-formed review must be answered 200.
  * - e2e: Service creation through a real kube-apiserver with and without the webhook.
+ * - create: the latency of one create (p50, p99) through one kube-apiserver v1.37.2, with nothing
+ *   registered, with the webhook, and with the policy compiled to a MutatingAdmissionPolicy
+ *   (`export admission-policy`), interleaved one Service at a time.
  *
  * `serve` runs with the Node flags the container image uses (NODE_OPTIONS in the Dockerfile).
  * Environment: BENCH_ONLY (a pattern of memory scenario names), BENCH_NODE_OPTIONS (the image's NODE_OPTIONS) for serve, BENCH_SECONDS (8) per round, BENCH_ROUNDS (5) interleaved rounds per server,
- * BENCH_CONNECTIONS (16), BENCH_SERVICES (300) Services per end-to-end round.
+ * BENCH_CONNECTIONS (16), BENCH_SERVICES (300) Services per end-to-end round, BENCH_CREATES (1000) Services per way in the create benchmark.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -23,7 +26,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { decide, MAX_AFFECTED_PORTS, userMessages } from '../src/decision/decide.js';
 import { encodeResponse } from '../src/http/review.js';
 import { parsePolicy } from '../src/policy/parse.js';
@@ -38,6 +41,7 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 300);
 const POLICY = join(ROOT, 'manifests/base/policy.yaml');
+const CREATES = Number(process.env['BENCH_CREATES'] ?? 1000);
 
 /** NODE_OPTIONS as the container image sets them: the one place the heap settings are written down. */
 function imageNodeOptions(): string {
@@ -386,16 +390,85 @@ async function endToEndBenchmark(): Promise<void> {
   await cp.stop();
 }
 
+/** percentile returns the p-th percentile (nearest rank) of the values. */
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}
+
+/**
+ * createLatencyBenchmark creates CREATES Services three ways on one kube-apiserver v1.37.2, one at a
+ * time and interleaved (nothing registered, the webhook, the compiled MutatingAdmissionPolicy), and
+ * prints the p50 and p99 of one create, each way.
+ */
+async function createLatencyBenchmark(): Promise<void> {
+  const version = 'v1.37.2';
+  console.log(`\nCreate latency: ${CREATES} Istio-shaped LoadBalancer Services each way on one kube-apiserver ${version}, one at a time, interleaved: nothing registered, the webhook, the compiled admission policy`);
+  const cp = await startControlPlane({ version });
+  const policyText = readFileSync(POLICY, 'utf8');
+  const webhook = await startWebhook(policyText, { NODE_OPTIONS: imageNodeOptions(), LOG_LEVEL: 'info' });
+  const ways: { name: string; namespace: string; labels: Record<string, string> }[] = [
+    { name: 'nothing registered', namespace: 'bench-none', labels: {} },
+    { name: 'webhook', namespace: 'bench-webhook', labels: { 'lb-probe-webhook/enabled': 'true' } },
+    { name: 'admission policy', namespace: 'bench-policy', labels: { 'lbp-bench/admission-policy': 'true' } },
+  ];
+  for (const way of ways) await ensureNamespace(cp.kubectl, way.namespace, way.labels);
+  const registration = await registerWebhook(cp.kubectl, cp.binDir, 'opt-in', { url: webhook.url, caBundle: webhook.caBundle, name: 'lbp-bench' });
+  const exported = spawnSync(process.execPath, [CLI, 'export', 'admission-policy', '--policy', POLICY, '--api-version', 'v1'], { encoding: 'utf8' });
+  if (exported.status !== 0) throw new Error(`export admission-policy: ${exported.stderr}`);
+  const objects = parseAllDocuments(exported.stdout).map((d) => d.toJS() as { kind: string; spec: Record<string, unknown> });
+  for (const object of objects) {
+    if (object.kind === 'MutatingAdmissionPolicyBinding') object.spec['matchResources'] = { namespaceSelector: { matchLabels: { 'lbp-bench/admission-policy': 'true' } } };
+  }
+  const applied = await cp.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+  if (applied.code !== 0) throw new Error(`applying the admission policy: ${applied.stderr}`);
+  await waitUntilMutating(cp.kubectl, 'bench-webhook');
+  await waitUntilMutating(cp.kubectl, 'bench-policy');
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const create = async (namespace: string, name: string): Promise<{ ms: number; annotated: boolean }> => {
+    const body = probeService(name, namespace) as { spec: Record<string, unknown> };
+    // No nodePorts: thousands of Services would exhaust the node port range, which is beside the point here.
+    body.spec['allocateLoadBalancerNodePorts'] = false;
+    const started = performance.now();
+    const created = await core.createNamespacedService({ namespace, body: body });
+    return { ms: performance.now() - started, annotated: Object.keys(created.metadata?.annotations ?? {}).length > 0 };
+  };
+  // Warm-up: the first creates pay for connections and caches.
+  for (const way of ways) for (let i = 0; i < 20; i++) await create(way.namespace, `warm-${i}`);
+  const times: number[][] = ways.map(() => []);
+  const annotated = ways.map(() => 0);
+  for (let i = 0; i < CREATES; i++) {
+    for (const [w, way] of ways.entries()) {
+      const result = await create(way.namespace, `s-${i}`);
+      times[w]?.push(result.ms);
+      if (result.annotated) annotated[w] = (annotated[w] ?? 0) + 1;
+    }
+  }
+  console.log(table([
+    ['', 'p50 ms', 'p99 ms', 'mean ms', 'annotated'],
+    ...ways.map((way, w) => {
+      const xs = times[w] ?? [];
+      return [way.name, percentile(xs, 50).toFixed(2), percentile(xs, 99).toFixed(2), (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2), `${annotated[w]} of ${xs.length}`];
+    }),
+  ]));
+  await unregisterWebhook(cp.kubectl, registration);
+  await webhook.stop();
+  await cp.stop();
+}
+
 async function main(): Promise<void> {
   const mode = process.argv[2] ?? 'all';
-  if (!['all', 'server', 'memory', 'e2e'].includes(mode)) {
-    console.error(`bench: unknown mode ${JSON.stringify(mode)}; one of server, memory, e2e (none: server then e2e)`);
+  if (!['all', 'server', 'memory', 'e2e', 'create'].includes(mode)) {
+    console.error(`bench: unknown mode ${JSON.stringify(mode)}; one of server, memory, e2e, create (none: server, e2e, then create)`);
     process.exit(2);
   }
   console.log(`machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
   if (mode === 'all' || mode === 'server') await serverBenchmark();
   if (mode === 'memory') await memoryBenchmark();
   if (mode === 'all' || mode === 'e2e') await endToEndBenchmark();
+  if (mode === 'all' || mode === 'create') await createLatencyBenchmark();
 }
 
 main().catch((err: unknown) => {

@@ -3,7 +3,7 @@
  * webhook's changes itself: a MutatingAdmissionPolicy (the CEL program of program.ts after the
  * policy's values) and its binding. Pure: a Policy in, objects and their YAML out.
  */
-import { Document, isMap, isSeq, type YAMLMap, type YAMLSeq } from 'yaml';
+import { Document, isMap, isSeq } from 'yaml';
 import type { Policy } from '../policy/schema.js';
 import { MUTATIONS, PROGRAM, type Variable } from './program.js';
 import { settingsVariables, type Refusal } from './settings.js';
@@ -129,8 +129,8 @@ function toYaml(objects: readonly Record<string, unknown>[], variables: readonly
       const doc = new Document(object, { aliasDuplicateObjects: false });
       const spec = doc.get('spec', true);
       if (isMap(spec)) {
-        comment((spec as YAMLMap).get('variables', true), variables.map((v) => v.comment));
-        comment((spec as YAMLMap).get('mutations', true), MUTATIONS.map((m) => m.comment));
+        comment((spec).get('variables', true), variables.map((v) => v.comment));
+        comment((spec).get('mutations', true), MUTATIONS.map((m) => m.comment));
       }
       return doc.toString({ lineWidth: 0 });
     })
@@ -139,7 +139,7 @@ function toYaml(objects: readonly Record<string, unknown>[], variables: readonly
 
 function comment(node: unknown, comments: readonly string[]): void {
   if (!isSeq(node)) return;
-  (node as YAMLSeq).items.forEach((item, i) => {
+  (node).items.forEach((item, i) => {
     const text = comments[i];
     if (text && typeof item === 'object' && item !== null) (item as { commentBefore?: string }).commentBefore = ` ${text}`;
   });

@@ -17,7 +17,7 @@ import { HAPROXY_INGRESS_LABELS } from '../profiles/haproxy-ingress.js';
 import { ALB_PREFIX, ALB_TARGET_TYPE_ANNOTATION, AWS_LBC_CLASS, AWS_TARGET_TYPE_ANNOTATION, AWS_TYPE_ANNOTATION } from '../providers/aws.js';
 import { PROBE_ANNOTATION, PROBE_SETTINGS } from '../core/probe.js';
 import { ISTIO_SERVICE_TYPE_ANNOTATION, NOT_PROPAGATED_PREFIX } from '../core/target.js';
-import { ANNOTATIONS_SIZE_LIMIT, MAX_AFFECTED_PORTS, WARNING_PREFIX } from '../decision/decide.js';
+import { ANNOTATIONS_SIZE_LIMIT, MAX_AFFECTED_PORTS } from '../decision/decide.js';
 import { celLiteral, celString } from './cel.js';
 
 /** Variable is one named CEL expression of the policy, with a comment saying what it holds. */
@@ -72,11 +72,6 @@ function labelIs(key: string, value: string): string {
  */
 function fill(part: string): string {
   return `${part}.replace('{readinessPort}', variables.endpoint.port).replace('{readinessPath}', variables.endpoint.path)`;
-}
-
-/** message prefixes a warning as the webhook does. */
-function warning(text: string): string {
-  return `${s(WARNING_PREFIX)} + ${text}`;
 }
 
 /** PROGRAM is the decision, in order; every variable may read the ones before it. */

@@ -54,7 +54,7 @@ describe.each(TARGETS)('$title', (target) => {
 
   beforeAll(async () => {
     const started = await target.start();
-    stop = started.stop;
+    stop = () => started.stop();
     differential = await startDifferential({ kubeconfig: started.kubeconfig, binDir: started.binDir, apiVersion: target.apiVersion });
   }, 300_000);
   afterAll(async () => {

@@ -77,7 +77,7 @@ describe('helm template with enforcement: admissionPolicy', () => {
   it('with cert-manager and monitoring enabled still renders only the policy, its binding and the namespace asked for', async () => {
     const out = await template({ certManager: { enabled: true }, monitoring: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } }, namespace: { create: true } }, 'v1');
     expect(out.stderr).toBe('');
-    expect(parseObjects(out.stdout).map((o) => o['kind']).sort()).toEqual(['MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding', 'Namespace']);
+    expect(parseObjects(out.stdout).map((o) => String(o['kind'])).sort()).toEqual(['MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding', 'Namespace']);
   });
 
   it('renders the same objects as the kustomize admission-policy overlay, and with its v1beta1 component as for a 1.35 cluster with the beta', async () => {

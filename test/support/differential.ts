@@ -13,7 +13,7 @@ import type { JsonObject } from '../../src/core/json.js';
 import { processManifests } from '../../src/manifests/process.js';
 import { parsePolicy } from '../../src/policy/parse.js';
 import { compileAdmissionPolicy } from '../../src/admission-policy/compile.js';
-import { documents, NAMESPACES } from './admission-corpus.js';
+import { NAMESPACES } from './admission-corpus.js';
 import { kubectlRunner, type Kubectl } from './controlplane.js';
 import { ensureNamespace, renderOverlay, startWebhook, type RunningWebhook } from './webhook.js';
 
@@ -219,10 +219,10 @@ export async function startDifferential(options: DifferentialOptions): Promise<D
   const webhook: RunningWebhook = await startWebhook('provider: azure\n', { LOG_LEVEL: 'info' }, ['--reload-interval', '100ms']);
   // Two registrations of the one webhook, as the manifests make them: the base's matchConditions,
   // and the aws-alb component's for policies with aws.alb (the chart picks the same by itself).
-  const albCondition = (parse(readFileSync(ALB_COMPONENT, 'utf8')) as any).patches[0].patch as string;
+  const albCondition = (parse(readFileSync(ALB_COMPONENT, 'utf8'))).patches[0].patch as string;
   const registrations = [
     { name: `${prefix}-webhook`, side: 'webhook', condition: undefined },
-    { name: `${prefix}-webhook-alb`, side: 'webhook-alb', condition: (parse(albCondition) as any)[0].value },
+    { name: `${prefix}-webhook-alb`, side: 'webhook-alb', condition: (parse(albCondition))[0].value },
   ];
   for (const registration of registrations) {
     const config = renderOverlay(options.binDir, 'opt-in', { url: webhook.url, caBundle: webhook.caBundle, name: registration.name, failurePolicy: 'Fail' }).find(
@@ -242,9 +242,8 @@ export async function startDifferential(options: DifferentialOptions): Promise<D
   let current = '';
 
   const labelled = (object: JsonObject, side: string, name: string): JsonObject => {
-    const copy = structuredClone(object) as any;
-    copy.metadata = { ...copy.metadata, name, labels: { ...(copy.metadata?.labels ?? {}), [SIDE_LABEL]: side } };
-    return copy;
+    const metadata = (object['metadata'] ?? {}) as JsonObject;
+    return { ...structuredClone(object), metadata: { ...metadata, name, labels: { ...((metadata['labels'] ?? {}) as JsonObject), [SIDE_LABEL]: side } } };
   };
 
   /** useWebhookPolicy writes the policy and waits until the webhook has reloaded it. */

@@ -33,7 +33,7 @@ function refusals(settings: Record<string, unknown>): string[] {
 describe('the compiled objects', () => {
   it('are a MutatingAdmissionPolicy and its binding, v1 by default, whose variables start with the policy\'s values and whose YAML is the objects', () => {
     const result = compiled({ provider: 'azure', probe: 'readiness' });
-    expect(result.objects.map((o) => `${o['apiVersion']} ${o['kind']}`)).toEqual([
+    expect(result.objects.map((o) => `${String(o['apiVersion'])} ${String(o['kind'])}`)).toEqual([
       'admissionregistration.k8s.io/v1 MutatingAdmissionPolicy',
       'admissionregistration.k8s.io/v1 MutatingAdmissionPolicyBinding',
     ]);
@@ -133,9 +133,9 @@ describe('the copies that must not drift', () => {
   });
 
   it('the matchConditions are the webhook registration\'s: the base\'s, and the aws-alb component\'s', () => {
-    const base = parse(read('manifests/base/mutatingwebhookconfiguration.yaml')) as any;
+    const base = parse(read('manifests/base/mutatingwebhookconfiguration.yaml'));
     expect(base.webhooks[0].matchConditions).toEqual([MATCH_CONDITION]);
-    const component = parse((parse(read('manifests/components/aws-alb/kustomization.yaml')) as any).patches[0].patch) as any;
+    const component = parse((parse(read('manifests/components/aws-alb/kustomization.yaml'))).patches[0].patch);
     expect(component[0].value).toEqual(ALB_MATCH_CONDITION);
   });
 });
