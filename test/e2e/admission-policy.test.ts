@@ -48,42 +48,65 @@ function failIfAny(differences: readonly { name: string }[], describe: (d: any) 
   if (differences.length > 0) throw new Error(`${differences.length} differences:\n${differences.map(describe).join('\n')}`);
 }
 
-describe.each(TARGETS)('$title', (target) => {
-  let differential: Differential;
-  let stop: () => Promise<void>;
+/** onEach runs the check on every target at once (two API servers, two webhooks), and fails with every target's failure, named. */
+async function onEach(running: readonly Running[], check: (r: Running) => Promise<void>): Promise<void> {
+  const results = await Promise.allSettled(running.map(check));
+  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`${running[i]?.target.title}: ${(r.reason as Error).message}`] : []));
+  if (failures.length > 0) throw new Error(failures.join('\n\n'));
+}
+
+interface Running {
+  readonly target: Target;
+  readonly differential: Differential;
+  readonly stop: () => Promise<void>;
+}
+
+describe(`on ${TARGETS.map((t) => t.title).join(', and on ')}, at once`, () => {
+  const running: Running[] = [];
 
   beforeAll(async () => {
-    const started = await target.start();
-    stop = () => started.stop();
-    differential = await startDifferential({ kubeconfig: started.kubeconfig, binDir: started.binDir, apiVersion: target.apiVersion });
+    for (const target of TARGETS) {
+      const started = await target.start();
+      const differential = await startDifferential({ kubeconfig: started.kubeconfig, binDir: started.binDir, apiVersion: target.apiVersion });
+      running.push({ target, differential, stop: () => started.stop() });
+    }
   }, 300_000);
   afterAll(async () => {
-    const counts = differential?.counts;
-    console.log(`admission-policy differential (${target.title}): ${counts?.runs} policies, ${counts?.cases} cases, ${counts?.changed} changed, ${counts?.refused} refused by the API server${counts?.refusals.length ? `, such as:\n  ${counts.refusals.join('\n  ')}` : ''}`);
-    await differential?.stop();
-    await stop?.();
+    for (const { target, differential, stop } of running) {
+      const counts = differential.counts;
+      console.log(
+        `admission-policy differential (${target.title}): ${counts.runs} policies, ${counts.cases} cases, ${counts.changed} changed, ${counts.refused} refused by the API server` +
+          (counts.refusals.length > 0 ? `, such as:\n  ${counts.refusals.join('\n  ')}` : ''),
+      );
+      await differential.stop();
+      await stop();
+    }
   });
 
   it('stores every fixture, under every policy the README shows, the same through the compiled policy as through the webhook, with the annotations render writes', async () => {
     const policies = readmePolicies();
     expect(policies.length).toBeGreaterThanOrEqual(3);
     const objects = fixtureObjects();
-    for (const { name, text } of policies) {
-      const differences = await differential.compare(text, objects);
-      failIfAny(differences.map((d) => ({ ...d, name: `${name}: ${d.name}` })), describeDifference);
-    }
+    await onEach(running, async ({ differential }) => {
+      for (const { name, text } of policies) {
+        const differences = await differential.compare(text, objects);
+        failIfAny(differences.map((d) => ({ ...d, name: `${name}: ${d.name}` })), describeDifference);
+      }
+    });
   }, 600_000);
 
-  it(`stores ${RUNS * OBJECTS} generated objects under ${RUNS} generated policies the same both ways (fast-check, seed ${SEED})`, async () => {
-    await fc.assert(
-      fc.asyncProperty(policyArb, fc.array(objectArb, { minLength: OBJECTS, maxLength: OBJECTS }), async (settings, objects) => {
-        const differences = await differential.compare(
-          stringify(settings),
-          objects.map((object, i) => ({ name: `object ${i}`, object })),
-        );
-        failIfAny(differences, describeDifference);
-      }),
-      { seed: SEED, numRuns: RUNS, endOnFailure: false },
+  it(`stores ${RUNS * OBJECTS} generated objects under ${RUNS} generated policies the same both ways, on each API server (fast-check, seed ${SEED})`, async () => {
+    await onEach(running, ({ differential }) =>
+      fc.assert(
+        fc.asyncProperty(policyArb, fc.array(objectArb, { minLength: OBJECTS, maxLength: OBJECTS }), async (settings, objects) => {
+          const differences = await differential.compare(
+            stringify(settings),
+            objects.map((object, i) => ({ name: `object ${i}`, object })),
+          );
+          failIfAny(differences, describeDifference);
+        }),
+        { seed: SEED, numRuns: RUNS, endOnFailure: false },
+      ),
     );
   }, 3_600_000);
 });

@@ -29,6 +29,8 @@ export interface RunningWebhook {
   readonly certsDir: string;
   /** policyFile is the policy the process serves; it reloads a new one within its reload interval. */
   readonly policyFile: string;
+  /** logFile is where the process writes its JSON log lines. */
+  readonly logFile: string;
   /** logs reads every JSON line the process has written so far. */
   logs(): LogLine[];
   /** reviews returns the review log lines so far, for one object name when given. */
@@ -77,6 +79,7 @@ export async function startWebhook(policy: string, env: NodeJS.ProcessEnv = {}, 
     caBundle: Buffer.from(readFileSync(join(certsDir, 'ca.crt'))).toString('base64'),
     certsDir,
     policyFile: join(dir, 'policy.yaml'),
+    logFile,
     logs,
     reviews,
     async settledReviews(name) {
