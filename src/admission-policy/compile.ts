@@ -5,7 +5,7 @@
  */
 import { Document, isMap, isSeq } from 'yaml';
 import type { Policy } from '../policy/schema.js';
-import { MUTATIONS, PROGRAM, type Variable } from './program.js';
+import { MUTATIONS, PROGRAM, PROGRAM_PROFILES, PROVIDER_GROUPS, type Variable } from './program.js';
 import { settingsVariables, type Refusal } from './settings.js';
 
 /** ApiVersion is the admissionregistration.k8s.io version of the MutatingAdmissionPolicy: v1 (GA, 1.36+) or v1beta1 (1.34 and 1.35 with the feature enabled). */
@@ -150,13 +150,15 @@ export const CHART_PROGRAM_FILE = 'files/admission-policy.yaml';
 
 /**
  * chartProgram is the part of the objects that is the same for every policy, as the Helm chart
- * carries it (CHART_PROGRAM_FILE): the two matchConditions, the program's variables and the
- * mutations. The chart renders the policy's values in front of the variables, as settings.ts does;
+ * carries it (CHART_PROGRAM_FILE): the providers and profiles it knows, the two matchConditions,
+ * the program's variables and the mutations. The chart renders the policy's values in front of the variables, as settings.ts does;
  * test/e2e/chart-admission-policy.test.ts checks that helm template and export agree.
  */
 export function chartProgram(): string {
   const doc = new Document(
     {
+      providers: Object.keys(PROVIDER_GROUPS),
+      profiles: PROGRAM_PROFILES,
       matchConditions: { webhook: MATCH_CONDITION, albBackends: ALB_MATCH_CONDITION },
       variables: variablesOf(PROGRAM),
       mutations: MUTATIONS.map((m) => ({ patchType: 'JSONPatch', jsonPatch: { expression: m.expression } })),

@@ -74,6 +74,28 @@ function fill(part: string): string {
   return `${part}.replace('{readinessPort}', variables.endpoint.port).replace('{readinessPath}', variables.endpoint.path)`;
 }
 
+/**
+ * PROVIDER_GROUPS says, for every provider the program knows, which variable holds its annotation
+ * groups, or null for a provider that never writes one (its cloud's default probe is right, or it
+ * cannot be changed at admission). A provider missing here is refused by the compiler: the program
+ * would write nothing for it where the webhook writes something.
+ */
+export const PROVIDER_GROUPS: Readonly<Record<string, string | null>> = {
+  azure: 'azureGroups',
+  aws: 'awsGroups',
+  gcp: null,
+  digitalocean: 'digitaloceanGroups',
+  hetzner: null,
+  linode: null,
+  oci: null,
+  alibaba: null,
+  ibm: null,
+  custom: 'customGroups',
+};
+
+/** PROGRAM_PROFILES are the workload profiles the program recognizes (the `profile` variable); a policy using another is refused. */
+export const PROGRAM_PROFILES: readonly string[] = ['istio', 'ingress-nginx', 'haproxy-ingress'];
+
 /** PROGRAM is the decision, in order; every variable may read the ones before it. */
 export const PROGRAM: readonly Variable[] = [
   {
@@ -300,6 +322,7 @@ export const PROGRAM: readonly Variable[] = [
       `  ? [${group(`[[${s(`${ALB_PREFIX}healthcheck-protocol`)}, 'HTTP'], [${s(`${ALB_PREFIX}healthcheck-port`)}, variables.albPort], [${s(`${ALB_PREFIX}healthcheck-path`)}, string(variables.endpoint.path)]]`, `'AWS ALB checks the ' + variables.profile + ' backend with GET :' + variables.albPort + variables.endpoint.path + ' instead of GET / on the traffic port'`)}]\n` +
       `  : []`,
   },
+  { name: 'awsGroups', comment: '', expression: `variables.awsNlbGroups + variables.awsAlbGroups` },
   {
     name: 'digitaloceanGroups',
     comment: 'DigitalOcean: for readiness, the override and a check of the readiness port\'s number.',
@@ -329,11 +352,9 @@ export const PROGRAM: readonly Variable[] = [
     name: 'groups',
     comment: 'The provider\'s annotation groups, in order; a group is applied whole or not at all.',
     expression:
-      `variables.provider == 'azure' ? variables.azureGroups\n` +
-      `  : variables.provider == 'aws' ? variables.awsNlbGroups + variables.awsAlbGroups\n` +
-      `  : variables.provider == 'digitalocean' ? variables.digitaloceanGroups\n` +
-      `  : variables.provider == 'custom' ? variables.customGroups\n` +
-      `  : []`,
+      Object.entries(PROVIDER_GROUPS)
+        .flatMap(([provider, groups]) => (groups === null ? [] : [`variables.provider == ${s(provider)} ? variables.${groups}\n  : `]))
+        .join('') + '[]',
   },
   {
     name: 'toInfrastructure',

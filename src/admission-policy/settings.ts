@@ -9,7 +9,7 @@ import type { AwsSettings } from '../providers/aws.js';
 import type { AzureSettings } from '../providers/azure.js';
 import { CUSTOM_INTENTS, type CustomSettings, type CustomTemplates } from '../providers/custom.js';
 import { celLiteral, celString, compareCodePoints, type CelValue } from './cel.js';
-import type { Variable } from './program.js';
+import { PROGRAM_PROFILES, PROVIDER_GROUPS, type Variable } from './program.js';
 
 /**
  * MAX_CUSTOM_PER_PORT_TEMPLATES bounds the custom per-port templates of one intent. Each affected
@@ -116,6 +116,14 @@ export function settingsVariables(policy: Policy): { variables: Variable[] } | {
   const aws = policy.settings['aws'] as AwsSettings;
   const custom = policy.settings['custom'] as CustomSettings;
   const refusals = policy.provider === 'custom' ? customRefusals(custom) : [];
+  if (!(policy.provider in PROVIDER_GROUPS)) {
+    refusals.push({ setting: 'provider', reason: `the admission policy program has no rules for provider ${JSON.stringify(policy.provider)} yet (src/admission-policy/program.ts)` });
+  }
+  for (const profile of policy.profiles) {
+    if (!PROGRAM_PROFILES.includes(profile.name)) {
+      refusals.push({ setting: 'profiles', reason: `the admission policy program does not recognize profile ${JSON.stringify(profile.name)} yet (src/admission-policy/program.ts)` });
+    }
+  }
   const literal = (setting: string, value: CelValue): string => {
     try {
       return celLiteral(value);

@@ -11,7 +11,10 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { celLiteral, celString } from '../../src/admission-policy/cel.js';
 import { ALB_MATCH_CONDITION, CHART_PROGRAM_FILE, chartProgram, compileAdmissionPolicy, MATCH_CONDITION } from '../../src/admission-policy/compile.js';
+import { PROGRAM_PROFILES, PROVIDER_GROUPS } from '../../src/admission-policy/program.js';
 import { mayCollide, MAX_CUSTOM_PER_PORT_TEMPLATES } from '../../src/admission-policy/settings.js';
+import { PROFILE_NAMES } from '../../src/profiles/index.js';
+import { PROVIDER_NAMES } from '../../src/providers/index.js';
 import { runCli } from '../support/cli.js';
 import { policy } from '../support/fixtures.js';
 
@@ -123,6 +126,18 @@ describe('what the compiler refuses, with the setting it names', () => {
 });
 
 describe('the copies that must not drift', () => {
+  it('the program knows every provider and profile of the registries (when one is added, teach it to program.ts, or export refuses it)', () => {
+    expect(Object.keys(PROVIDER_GROUPS)).toEqual(PROVIDER_NAMES);
+    expect(PROGRAM_PROFILES).toEqual(PROFILE_NAMES);
+  });
+
+  it('a policy whose provider or profile the program does not know is refused, naming the setting', () => {
+    const known = policy({ provider: 'azure' });
+    const unknown = { ...known, provider: 'example', profiles: [...known.profiles, { ...known.profiles[0]!, name: 'traefik' }] };
+    const result = compileAdmissionPolicy(unknown);
+    expect('refusals' in result && result.refusals.map((r) => r.setting)).toEqual(['provider', 'profiles']);
+  });
+
   it(`the chart's ${CHART_PROGRAM_FILE} is the program (regenerate: node_modules/.bin/tsx test/helm/write-admission-policy-program.ts)`, () => {
     expect(read(`charts/lb-probe-webhook/${CHART_PROGRAM_FILE}`)).toBe(chartProgram());
   });

@@ -88,6 +88,15 @@ gives (src/admission-policy/settings.ts, customRefusals): more than 3 custom per
 one intent, and custom keys that may be filled into the same annotation.
 */}}
 {{- define "lb-probe-webhook.admissionPolicyChecks" -}}
+{{- $program := .Files.Get "files/admission-policy.yaml" | fromYaml }}
+{{- if not (has .Values.policy.provider $program.providers) }}
+{{- fail (printf "enforcement: admissionPolicy: policy provider: the admission policy program has no rules for provider %q yet; use enforcement: webhook" .Values.policy.provider) }}
+{{- end }}
+{{- range .Values.policy.profiles | default list }}
+{{- if not (has . $program.profiles) }}
+{{- fail (printf "enforcement: admissionPolicy: policy profiles: the admission policy program does not recognize profile %q yet; use enforcement: webhook" .) }}
+{{- end }}
+{{- end }}
 {{- $custom := .Values.policy.custom | default dict }}
 {{- if eq .Values.policy.provider "custom" }}
 {{- range $intent := list "tcp" "readiness" "kube-proxy" }}
@@ -120,11 +129,12 @@ byte for byte: src/admission-policy/settings.ts).
 */}}
 {{- define "lb-probe-webhook.admissionPolicySettings" -}}
 {{- $p := .Values.policy }}
+{{- $program := .Files.Get "files/admission-policy.yaml" | fromYaml }}
 {{- $readiness := $p.readiness | default dict }}
 {{- $readinessPort := toString (hasKey $readiness "port" | ternary $readiness.port "status-port") }}
 {{- $readinessPath := $readiness.path | default "/healthz/ready" }}
 {{- $gateway := $p.gateway | default dict }}
-{{- $all := list "istio" "ingress-nginx" "haproxy-ingress" }}
+{{- $all := $program.profiles }}
 {{- $profiles := $all }}
 {{- if kindIs "slice" $p.profiles }}
 {{- $profiles = list }}
