@@ -9,6 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { fixtureObjects, objectArb, policyArb, readmePolicies } from '../support/admission-corpus.js';
+import type { JsonObject } from '../../src/core/json.js';
+import { decide } from '../../src/decision/decide.js';
+import { parsePolicy } from '../../src/policy/parse.js';
 import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import { describeDifference, startDifferential, type Differential } from '../support/differential.js';
 
@@ -46,6 +49,25 @@ const TARGETS: readonly Target[] = [
 
 function failIfAny(differences: readonly { name: string }[], describe: (d: any) => string): void {
   if (differences.length > 0) throw new Error(`${differences.length} differences:\n${differences.map(describe).join('\n')}`);
+}
+
+/** manyPorts is a LoadBalancer Service with status-port and n http ports (no node ports: thousands would exhaust their range). */
+function manyPorts(n: number, annotations: Record<string, string> = {}): JsonObject {
+  const ports = [{ name: 'status-port', port: 15021, appProtocol: 'tcp' }, ...Array.from({ length: n }, (_, i) => ({ name: `h${i}`, port: 16000 + i, appProtocol: 'http' }))];
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'x', namespace: 'istio-ingress', labels: { istio: 'ingressgateway' }, annotations },
+    spec: { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, selector: { app: 'x' }, ports },
+  };
+}
+
+/** largestFitting finds the most http ports whose readiness annotations the webhook still writes under the 256 KiB limit. */
+function largestFitting(policyText: string): number {
+  const policy = parsePolicy(policyText);
+  let n = 1;
+  while (decide({ object: manyPorts(n + 1), operation: 'CREATE', policy }).outcome === 'patched') n++;
+  return n;
 }
 
 /** onEach runs the check on every target at once (two API servers, two webhooks), and fails with every target's failure, named. */
@@ -109,4 +131,23 @@ describe(`on ${TARGETS.map((t) => t.title).join(', and on ')}, at once`, () => {
       ),
     );
   }, 3_600_000);
+
+  it('stores the largest objects the same both ways on v1.37.2, the policy never failing on its cost budget: 4,096 http ports annotated and 4,097 left alone; three custom templates over 4,096 ports; readiness probes up to the last port that fits in 256 KiB and one port more; 20,000 http ports left alone', async () => {
+    const { differential } = running[0] as Running;
+    const readiness = 'provider: azure\nprobe: readiness\n';
+    const fitting = largestFitting(readiness);
+    const custom = 'provider: custom\ncustom:\n  tcp:\n    perPort: { "a/{port}": "", "b/{port}": "", "c/{port}": "" }\n';
+    const before = { ...differential.counts };
+    for (const [policyText, objects] of [
+      // 20,000 ports: the review the webhook gets (object and managedFields) stays under its 7 MiB body limit.
+      ['provider: azure\n', [manyPorts(4096), manyPorts(4097), manyPorts(20_000)]],
+      [custom, [manyPorts(4096)]],
+      [readiness, [manyPorts(fitting), manyPorts(fitting + 1)]],
+    ] as const) {
+      // The harness binds the policy with failurePolicy Fail: a CEL evaluation error, the cost budget's included, would show as a refusal.
+      const differences = await differential.compare(policyText, objects.map((object) => ({ name: `${(object.spec as { ports: unknown[] }).ports.length - 1} http ports`, object })));
+      failIfAny(differences, describeDifference);
+    }
+    expect({ changed: differential.counts.changed - before.changed, refused: differential.counts.refused - before.refused }).toEqual({ changed: 3, refused: 0 });
+  }, 600_000);
 });
