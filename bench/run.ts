@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- MODE]`: prints figures, asserts nothing. Loopback only, bounded runs.
  *
- * Modes (default: server, then e2e):
+ * Modes (default: server, e2e, then create):
  * - server: the built `serve` against a bare Fastify HTTPS server (bench/bare-server.ts), same
  *   certificates, same run: throughput in interleaved closed-loop rounds, latency at a steady
  *   1,000 requests/s, peak RSS. The server runs pinned to one core and the load generator
@@ -11,13 +11,16 @@
  *   peak RSS of each, and every well-formed review must be answered 200.
  * - e2e: Service creation through a real kube-apiserver with and without the webhook.
  * - profile: serve under the server benchmark's load with --cpu-prof; where its CPU goes per review.
+ * - create: the latency of one create (p50, p99) through one kube-apiserver v1.37.2, with nothing
+ *   registered, with the webhook, and with the policy compiled to a MutatingAdmissionPolicy
+ *   (`export admission-policy`), interleaved one Service at a time.
  *
  * `serve` gives itself its Node flags (SERVE_NODE_FLAGS, src/runtime/memory.ts); the bare server
  * is started with the same flags. Each round prints the load average of the machine beside it,
  * and each server's CPU time per review (its process's CPU time over the round / the reviews
  * answered), the steadier figure on a machine shared with other work.
  * Environment: BENCH_ONLY (a pattern of memory scenario names), BENCH_SECONDS (8) per round, BENCH_ROUNDS (5) interleaved rounds per server,
- * BENCH_CONNECTIONS (16), BENCH_SERVICES (300) Services per end-to-end round.
+ * BENCH_CONNECTIONS (16), BENCH_SERVICES (300) Services per end-to-end round, BENCH_CREATES (1000) Services per way in the create benchmark.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -27,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { review } from '../src/admission/review.js';
 import { decodeReview, encodeAnswer } from '../src/http/review.js';
+import { parseAllDocuments } from 'yaml';
 import { parsePolicy } from '../src/policy/parse.js';
 import { SERVE_NODE_FLAGS } from '../src/runtime/memory.js';
 import { hostileScenarios, istioService, updateReview } from '../test/support/hostile.js';
@@ -41,6 +45,7 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 300);
 const POLICY = join(ROOT, 'manifests/base/policy.yaml');
+const CREATES = Number(process.env['BENCH_CREATES'] ?? 1000);
 
 /** load1 is the machine's one-minute load average, printed beside every figure. */
 function load1(): string {
@@ -338,10 +343,78 @@ async function profileBenchmark(): Promise<void> {
   removeTempDir(s.dir);
 }
 
+/** percentile returns the p-th percentile (nearest rank) of the values. */
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}
+
+/**
+ * createLatencyBenchmark creates CREATES Services three ways on one kube-apiserver v1.37.2, one at a
+ * time and interleaved (nothing registered, the webhook, the compiled MutatingAdmissionPolicy), and
+ * prints the p50 and p99 of one create, each way.
+ */
+async function createLatencyBenchmark(): Promise<void> {
+  const version = 'v1.37.2';
+  console.log(`\nCreate latency: ${CREATES} Istio-shaped LoadBalancer Services each way on one kube-apiserver ${version}, one at a time, interleaved: nothing registered, the webhook, the compiled admission policy`);
+  const cp = await startControlPlane({ version });
+  const policyText = readFileSync(POLICY, 'utf8');
+  const webhook = await startWebhook(policyText, { LOG_LEVEL: 'info' });
+  const ways: { name: string; namespace: string; labels: Record<string, string> }[] = [
+    { name: 'nothing registered', namespace: 'bench-none', labels: {} },
+    { name: 'webhook', namespace: 'bench-webhook', labels: { 'lb-probe-webhook/enabled': 'true' } },
+    { name: 'admission policy', namespace: 'bench-policy', labels: { 'lbp-bench/admission-policy': 'true' } },
+  ];
+  for (const way of ways) await ensureNamespace(cp.kubectl, way.namespace, way.labels);
+  const registration = await registerWebhook(cp.kubectl, cp.binDir, 'opt-in', { url: webhook.url, caBundle: webhook.caBundle, name: 'lbp-bench' });
+  const exported = spawnSync(process.execPath, [CLI, 'export', 'admission-policy', '--policy', POLICY, '--api-version', 'v1'], { encoding: 'utf8' });
+  if (exported.status !== 0) throw new Error(`export admission-policy: ${exported.stderr}`);
+  const objects = parseAllDocuments(exported.stdout).map((d) => d.toJS() as { kind: string; spec: Record<string, unknown> });
+  for (const object of objects) {
+    if (object.kind === 'MutatingAdmissionPolicyBinding') object.spec['matchResources'] = { namespaceSelector: { matchLabels: { 'lbp-bench/admission-policy': 'true' } } };
+  }
+  const applied = await cp.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+  if (applied.code !== 0) throw new Error(`applying the admission policy: ${applied.stderr}`);
+  await waitUntilMutating(cp.kubectl, 'bench-webhook');
+  await waitUntilMutating(cp.kubectl, 'bench-policy');
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const create = async (namespace: string, name: string): Promise<{ ms: number; annotated: boolean }> => {
+    const body = probeService(name, namespace) as { spec: Record<string, unknown> };
+    // No nodePorts: thousands of Services would exhaust the node port range, which is beside the point here.
+    body.spec['allocateLoadBalancerNodePorts'] = false;
+    const started = performance.now();
+    const created = await core.createNamespacedService({ namespace, body: body });
+    return { ms: performance.now() - started, annotated: Object.keys(created.metadata?.annotations ?? {}).length > 0 };
+  };
+  // Warm-up: the first creates pay for connections and caches.
+  for (const way of ways) for (let i = 0; i < 20; i++) await create(way.namespace, `warm-${i}`);
+  const times: number[][] = ways.map(() => []);
+  const annotated = ways.map(() => 0);
+  for (let i = 0; i < CREATES; i++) {
+    for (const [w, way] of ways.entries()) {
+      const result = await create(way.namespace, `s-${i}`);
+      times[w]?.push(result.ms);
+      if (result.annotated) annotated[w] = (annotated[w] ?? 0) + 1;
+    }
+  }
+  console.log(table([
+    ['', 'p50 ms', 'p99 ms', 'mean ms', 'annotated'],
+    ...ways.map((way, w) => {
+      const xs = times[w] ?? [];
+      return [way.name, percentile(xs, 50).toFixed(2), percentile(xs, 99).toFixed(2), (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2), `${annotated[w]} of ${xs.length}`];
+    }),
+  ]));
+  await unregisterWebhook(cp.kubectl, registration);
+  await webhook.stop();
+  await cp.stop();
+}
+
 async function main(): Promise<void> {
   const mode = process.argv[2] ?? 'all';
-  if (!['all', 'server', 'memory', 'e2e', 'profile'].includes(mode)) {
-    console.error(`bench: unknown mode ${JSON.stringify(mode)}; one of server, memory, e2e, profile (none: server then e2e)`);
+  if (!['all', 'server', 'memory', 'e2e', 'profile', 'create'].includes(mode)) {
+    console.error(`bench: unknown mode ${JSON.stringify(mode)}; one of server, memory, e2e, profile, create (none: server, e2e, then create)`);
     process.exit(2);
   }
   console.log(`machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
@@ -349,6 +422,7 @@ async function main(): Promise<void> {
   if (mode === 'memory') await memoryBenchmark();
   if (mode === 'profile') await profileBenchmark();
   if (mode === 'all' || mode === 'e2e') await endToEndBenchmark();
+  if (mode === 'all' || mode === 'create') await createLatencyBenchmark();
 }
 
 main().catch((err: unknown) => {

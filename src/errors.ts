@@ -30,6 +30,8 @@ export const ErrorCode = {
   CERTIFICATE: { code: 'LBP_CERTIFICATE', status: 500 },
   /** An environment variable the process reads (LOG_LEVEL) has a value it does not accept. */
   ENVIRONMENT: { code: 'LBP_ENVIRONMENT', status: 500 },
+  /** A policy asks for something a MutatingAdmissionPolicy cannot do exactly as the webhook does (export). */
+  ADMISSION_POLICY_UNSUPPORTED: { code: 'LBP_ADMISSION_POLICY_UNSUPPORTED', status: 400 },
   /** The Kubernetes API refused or failed a request (audit). */
   KUBERNETES_API: { code: 'LBP_KUBERNETES_API', status: 502 },
   /** The client closed the connection before its answer; counted apart, never as a refusal. */

@@ -116,7 +116,7 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(ar
       .replace(/\. To specify a positional argument.*$/s, '')
       .replace(/^Unknown option '(.*)'$/s, 'unknown flag $1')
       .replace(/^Option '(-\w, )?(--[\w-]+) <value>' argument missing$/s, '$2 needs a value')
-      .replace(/^Unexpected argument '(.*)'$/s, 'unexpected argument $1; this command takes no file arguments');
+      .replace(/^Unexpected argument '(.*?)'(\. .*)?$/s, 'unexpected argument $1; this command takes no file arguments');
     throw usageError(message, err);
   }
   const seen = new Map<string, number>();

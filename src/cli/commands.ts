@@ -130,6 +130,23 @@ export const COMMANDS: readonly CommandSpec[] = [
     run: async (args, io) => (await import('./audit.js')).runAudit(args, io),
   },
   {
+    name: 'export admission-policy',
+    summary: 'Print the policy as a MutatingAdmissionPolicy and its binding',
+    description:
+      'Print a MutatingAdmissionPolicy and its binding that make the policy’s changes in the API server\n' +
+      'itself (Kubernetes 1.36+: v1; 1.34 and 1.35 with the beta enabled: v1beta1), registered as the\n' +
+      'webhook is. A setting it cannot do exactly as the webhook does is refused, one line each.\n' +
+      'Exit codes: 0 printed, 2 refused or error.',
+    flags: [
+      POLICY,
+      { name: 'api-version', type: 'string', value: 'VERSION', choices: ['v1', 'v1beta1'], default: 'v1', help: 'The admissionregistration.k8s.io version to write' },
+      { name: 'namespaces', type: 'string', value: 'MODE', choices: ['opt-in', 'cluster-wide'], default: 'opt-in', help: 'The namespaces it acts in, as the webhook’s mode' },
+      { name: 'name', type: 'string', value: 'NAME', default: 'lb-probe-webhook', help: 'The name of the policy and its binding' },
+    ],
+    examples: [['Enforce in the API server, no webhook', 'lb-probe-webhook export admission-policy --policy policy.yaml | kubectl apply -f -']],
+    run: async (args, io) => (await import('./export.js')).runExport(args, io),
+  },
+  {
     name: 'certs',
     summary: 'Make a CA and the webhook’s serving certificate',
     description:

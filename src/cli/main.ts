@@ -33,7 +33,11 @@ async function main(argv: readonly string[], io: Io): Promise<number> {
   }
   const found = findCommand(argv, COMMANDS);
   if (found === undefined) {
-    if (groups(COMMANDS).includes(first)) throw usageError(`${first} needs a command; \`lb-probe-webhook help ${first}\` lists them`);
+    if (groups(COMMANDS).includes(first)) {
+      const second = argv[1];
+      if (second !== undefined && !second.startsWith('-')) throw usageError(`unknown command ${JSON.stringify(`${first} ${second}`)}; \`lb-probe-webhook help ${first}\` lists them`);
+      throw usageError(`${first} needs a command; \`lb-probe-webhook help ${first}\` lists them`);
+    }
     throw usageError(`unknown command ${JSON.stringify(first)}; \`lb-probe-webhook help\` lists the commands`);
   }
   const { command, rest } = found;

@@ -26,8 +26,15 @@ export function isDnsSubdomain(name: string): boolean {
   return name.length <= 253 && DNS1123_SUBDOMAIN.test(name);
 }
 
-/** globToRegExp compiles a name glob (`*` any run, `?` one character, everything else literal) to an anchored RegExp. */
+/**
+ * globToRegExpSource writes a name glob (`*` any run, `?` one character, everything else literal)
+ * as the text of an anchored regular expression, the same in JavaScript and in RE2 (CEL's matches).
+ */
+export function globToRegExpSource(glob: string): string {
+  return `^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`;
+}
+
+/** globToRegExp compiles a name glob to an anchored RegExp (globToRegExpSource). */
 export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`);
+  return new RegExp(globToRegExpSource(glob));
 }

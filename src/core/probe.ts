@@ -1,13 +1,25 @@
 import type { ServicePort } from './target.js';
 
-/** ProbeIntent is what the load balancer should probe: the traffic port over TCP, or the gateway's readiness endpoint. */
-export type ProbeIntent = 'tcp' | 'readiness';
+/**
+ * ProbeIntent is what the load balancer should probe: the traffic port over TCP, the gateway's
+ * readiness endpoint, or kube-proxy's health endpoint on the node (what AKS writes for its own
+ * managed Istio gateways).
+ */
+export type ProbeIntent = 'tcp' | 'readiness' | 'kube-proxy';
 
 /** ProbeSetting is a ProbeIntent, or `none` to leave the object alone. */
 export type ProbeSetting = ProbeIntent | 'none';
 
 /** PROBE_SETTINGS lists every valid ProbeSetting, in the order the docs give them. */
-export const PROBE_SETTINGS: readonly ProbeSetting[] = ['tcp', 'readiness', 'none'];
+export const PROBE_SETTINGS: readonly ProbeSetting[] = ['tcp', 'readiness', 'kube-proxy', 'none'];
+
+/**
+ * KUBE_PROXY_HEALTH is kube-proxy's health endpoint on every node: port 10256 (kube-proxy
+ * --healthz-bind-address default) and /healthz, which answers 200 while kube-proxy programs the node
+ * (kubernetes pkg/proxy/healthcheck). AKS application routing probes it for its managed Istio
+ * gateways (MicrosoftDocs azure-aks-docs, app-routing-gateway-api.md).
+ */
+export const KUBE_PROXY_HEALTH = { port: 10256, path: '/healthz' } as const;
 
 /** isProbeSetting tells whether a string is a valid ProbeSetting. */
 export function isProbeSetting(value: unknown): value is ProbeSetting {

@@ -7,7 +7,7 @@
  */
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { isObject, objectAt, stringAt, stringMap, type JsonObject } from '../core/json.js';
-import { isProbeSetting, PROBE_ANNOTATION, type ProbeSetting, type Readiness, type ReadinessEndpoint } from '../core/probe.js';
+import { isProbeSetting, PROBE_ANNOTATION, PROBE_SETTINGS, type ProbeSetting, type Readiness, type ReadinessEndpoint } from '../core/probe.js';
 import {
   findPort,
   GATEWAY_GROUP,
@@ -127,7 +127,7 @@ function probeFor(object: JsonObject, policy: Policy, namespace: string | undefi
   const override = stringMap(metadata?.['annotations'])[PROBE_ANNOTATION];
   if (override !== undefined) {
     if (isProbeSetting(override)) return { probe: override, rule };
-    warnings.push(`${WARNING_PREFIX}ignored ${PROBE_ANNOTATION}=${JSON.stringify(override)}; use tcp, readiness or none`);
+    warnings.push(`${WARNING_PREFIX}ignored ${PROBE_ANNOTATION}=${JSON.stringify(override)}; use ${PROBE_SETTINGS.slice(0, -1).join(', ')} or ${PROBE_SETTINGS.at(-1)}`);
   }
   return { probe: rule?.probe ?? policy.probe, rule };
 }

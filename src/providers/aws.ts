@@ -5,9 +5,9 @@
  * as it is, or a Service port name, resolved to that port's nodePort (instance targets) or numeric
  * targetPort (ip targets). The legacy in-tree provider accepts only integers or traffic-port.
  */
-import type { Readiness } from '../core/probe.js';
+import type { ProbeIntent, Readiness } from '../core/probe.js';
 import type { LoadBalancerTarget, ServicePort } from '../core/target.js';
-import { defaultProbeIsRight, describePort, result, type AnnotationGroup, type Provider, type ProviderResult } from './provider.js';
+import { defaultProbeIsRight, describePort, kubeProxyElsewhere, result, type AnnotationGroup, type Provider, type ProviderResult } from './provider.js';
 
 const PREFIX = 'service.beta.kubernetes.io/aws-load-balancer-';
 
@@ -95,8 +95,9 @@ function healthCheckPort(port: ServicePort, targetType: AwsTargetType): { value:
  * nlb answers for the NLB of a LoadBalancer Service: one health check per Service, TCP on the
  * traffic port unless annotated.
  */
-function nlb(target: LoadBalancerTarget, intent: 'tcp' | 'readiness', readiness: Readiness, settings: AwsSettings): ProviderResult {
+function nlb(target: LoadBalancerTarget, intent: ProbeIntent, readiness: Readiness, settings: AwsSettings): ProviderResult {
   if (intent === 'tcp') return defaultProbeIsRight('AWS', 'NLB health checks default to TCP on the traffic port');
+  if (intent === 'kube-proxy') return kubeProxyElsewhere('AWS', false);
   if (!awsControllerOwns(target)) {
     return result({
       warnings: [

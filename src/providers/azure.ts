@@ -3,6 +3,7 @@
  * nodePort; the per-port annotations below take priority over appProtocol
  * (pkg/provider/azure_loadbalancer_healthprobe.go, buildHealthProbeRulesForPort).
  */
+import { KUBE_PROXY_HEALTH } from '../core/probe.js';
 import { findPort } from '../core/target.js';
 import { describePort, readinessUrl, result, type AnnotationGroup, type Provider } from './provider.js';
 
@@ -40,7 +41,17 @@ export const azure: Provider<AzureSettings> = {
     const check = 'check' in readiness ? readiness.check : undefined;
     if (intent === 'readiness' && 'missing' in readiness) warnings.push(`Azure: ${readiness.missing}, so the probe stays TCP`);
     const groups: AnnotationGroup[] = target.affected.map((port) =>
-      intent === 'tcp' || check === undefined
+      intent === 'kube-proxy'
+        ? {
+            // A health-probe_port number that is not a Service port is probed as a raw node port (cloud-provider-azure 1.28+).
+            annotations: {
+              [azureProbeKey(port.port, 'health-probe_protocol')]: 'http',
+              [azureProbeKey(port.port, 'health-probe_port')]: String(KUBE_PROXY_HEALTH.port),
+              [azureProbeKey(port.port, 'health-probe_request-path')]: KUBE_PROXY_HEALTH.path,
+            },
+            reason: `Azure probes ${describePort(port)} with GET :${KUBE_PROXY_HEALTH.port}${KUBE_PROXY_HEALTH.path} (kube-proxy) instead of GET /`,
+          }
+        : intent === 'tcp' || check === undefined
         ? {
             annotations: { [azureProbeKey(port.port, 'health-probe_protocol')]: 'tcp' },
             reason: `Azure probes ${describePort(port)} over TCP instead of GET / (appProtocol ${port.appProtocol})`,

@@ -17,11 +17,11 @@ export interface CustomTemplates {
   readonly perService: Readonly<Record<string, string>>;
 }
 
+/** CUSTOM_INTENTS are the probe intents the `custom` section has templates for. */
+export const CUSTOM_INTENTS = ['tcp', 'readiness', 'kube-proxy'] as const;
+
 /** CustomSettings is the policy's `custom` section: templates per probe intent. */
-export interface CustomSettings {
-  readonly tcp?: CustomTemplates;
-  readonly readiness?: CustomTemplates;
-}
+export type CustomSettings = { readonly [intent in (typeof CUSTOM_INTENTS)[number]]?: CustomTemplates };
 
 /** fillTemplate replaces every {name} in a template with its value; unknown names are left as they are. */
 export function fillTemplate(template: string, values: Readonly<Record<string, string>>): string {
@@ -57,9 +57,9 @@ export const custom: Provider<CustomSettings> = {
   settings: {
     key: 'custom',
     read(value, reader) {
-      const map = reader.mapping(value, ['custom'], ['tcp', 'readiness']);
-      const out: { tcp?: CustomTemplates; readiness?: CustomTemplates } = {};
-      for (const intent of ['tcp', 'readiness'] as const) {
+      const map = reader.mapping(value, ['custom'], CUSTOM_INTENTS);
+      const out: { -readonly [intent in keyof CustomSettings]: CustomTemplates } = {};
+      for (const intent of CUSTOM_INTENTS) {
         const section = reader.mapping(map?.[intent], ['custom', intent], ['perPort', 'perService']);
         if (section === undefined) continue;
         out[intent] = {
@@ -69,7 +69,7 @@ export const custom: Provider<CustomSettings> = {
       }
       const hasTemplates = Object.values(out).some((t) => Object.keys(t.perPort).length + Object.keys(t.perService).length > 0);
       if (reader.provider === 'custom' && !hasTemplates) {
-        reader.problem(['custom'], 'provider "custom" needs at least one template under custom.tcp or custom.readiness');
+        reader.problem(['custom'], 'provider "custom" needs at least one template under custom.tcp, custom.readiness or custom.kube-proxy');
       }
       if (reader.provider !== undefined && reader.provider !== 'custom' && hasTemplates) {
         reader.problem(['custom'], `templates are only read with provider "custom", not "${reader.provider}"`);

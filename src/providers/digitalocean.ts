@@ -3,7 +3,7 @@
  * check needs do-loadbalancer-override-health-check present and a health check port that equals a
  * Service port number, which the controller maps to its nodePort.
  */
-import { defaultProbeIsRight, readinessUrl, result, type Provider } from './provider.js';
+import { defaultProbeIsRight, kubeProxyElsewhere, readinessUrl, result, type Provider } from './provider.js';
 
 const PREFIX = 'service.beta.kubernetes.io/do-loadbalancer-';
 
@@ -13,6 +13,7 @@ export const digitalocean: Provider = {
   title: 'DigitalOcean',
   annotate({ intent, readiness }) {
     if (intent === 'tcp') return defaultProbeIsRight('DigitalOcean', "the default check is kube-proxy's /healthz");
+    if (intent === 'kube-proxy') return kubeProxyElsewhere('DigitalOcean', true);
     if ('missing' in readiness) return result({ warnings: [`DigitalOcean: ${readiness.missing}, so the default check stays`] });
     const { port, path } = readiness.check;
     return result({

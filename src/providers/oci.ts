@@ -10,4 +10,5 @@ export const oci = tcpDefaultProvider(
   'OCI',
   "the default check is kube-proxy's /healthz",
   'only retries, interval and timeout can be annotated',
+  true,
 );

@@ -170,6 +170,16 @@ export function defaultProbeIsRight(title: string, why: string): ProviderResult 
 }
 
 /**
+ * kubeProxyElsewhere answers the kube-proxy intent on a cloud other than Azure, where it means
+ * nothing: a note when the cloud's default probe already is kube-proxy's, else a warning.
+ */
+export function kubeProxyElsewhere(title: string, defaultIsKubeProxy: boolean): ProviderResult {
+  return defaultIsKubeProxy
+    ? defaultProbeIsRight(title, "the default check already is kube-proxy's /healthz")
+    : result({ warnings: [`${title}: probe kube-proxy is for Azure (AKS probes kube-proxy's /healthz on node port 10256); the default probe stays`] });
+}
+
+/**
  * readinessUnsupported answers a readiness intent a cloud cannot express at admission time:
  * nothing to change, one warning saying why and what the default probe does instead.
  */

@@ -2,7 +2,9 @@
  * Conformance: what `render` writes, read by the clouds' own code. Every case renders its input with
  * the built CLI under its policy, lets the simulated API server default and allocate node ports, and
  * asks cloud-provider-azure v1.34.3 or aws-load-balancer-controller v2.17.1 (built from their modules
- * by build.sh) which probe they would configure.
+ * by build.sh) which probe they would configure. The same cases run a second time on what the policy
+ * compiled by `export admission-policy` stores on a real kube-apiserver (v1.37.2, server-side dry
+ * run), with no webhook: the clouds must read the same probes.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,10 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/core/json.js';
 import { runCli } from '../support/cli.js';
+import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { apiClient, installCompiledPolicy, type ApiClient } from '../support/differential.js';
 import { fixture } from '../support/fixtures.js';
+import { ensureNamespace } from '../support/webhook.js';
 import {
   allocate,
   FIRST_NODE_PORT,
@@ -123,6 +128,8 @@ const tcpOwn = (port: number) => ({ protocol: 'Tcp', port: { nodePortOf: port } 
 const httpStatus = { protocol: 'Http', port: { nodePortOf: 15021 }, path: READY };
 const kubeProxyLocal = { protocol: 'Http', port: 'healthCheckNodePort' as const, path: '/healthz' };
 const sharedProbe = { protocol: 'Http', port: 10256, path: '/healthz' };
+/** kubeProxy is kube-proxy's health endpoint on the node: a health-probe_port number that is not a Service port is a raw node port. */
+const kubeProxy = { protocol: 'Http', port: 10256, path: '/healthz' };
 
 const AZURE_CASES: AzureCase[] = [
   {
@@ -247,6 +254,24 @@ const AZURE_CASES: AzureCase[] = [
     input: { fixture: 'haproxy-ingress-controller.yaml' },
     policy: { probe: 'readiness' },
     probes: { 80: tcpOwn(80), 443: tcpOwn(443), 1024: tcpOwn(1024) },
+  },
+  {
+    name: "probe kube-proxy makes Azure probe ports 80 and 443 with GET /healthz on node port 10256, kube-proxy's, as AKS does for its managed Istio",
+    input: ISTIO_SERVICE,
+    policy: { probe: 'kube-proxy' },
+    probes: { 15021: tcpOwn(15021), 80: kubeProxy, 443: kubeProxy },
+  },
+  {
+    name: "probe kube-proxy on a plain Gateway reaches Istio's Service: 80 and 443 on kube-proxy's 10256, the TLS port over TCP",
+    input: { fixture: 'gateway-plain.yaml' },
+    policy: { probe: 'kube-proxy' },
+    probes: { 15021: tcpOwn(15021), 80: kubeProxy, 443: kubeProxy, 15443: tcpOwn(15443) },
+  },
+  {
+    name: 'probe kube-proxy on an externalTrafficPolicy Local Service leaves every port on kube-proxy’s /healthz at healthCheckNodePort',
+    input: { fixture: 'service-etp-local.yaml' },
+    policy: { probe: 'kube-proxy' },
+    probes: { 15021: kubeProxyLocal, 80: kubeProxyLocal },
   },
   {
     name: "probe readiness on the classic Istio gateway Service makes Azure probe 80 and 443 with GET /healthz/ready on the status port's nodePort",
@@ -408,10 +433,19 @@ interface Rendered {
   readonly warnings: string[];
 }
 
+/** Source is where a case's Service comes from: render, or the compiled admission policy on kube-apiserver. */
+type Source = 'render' | 'policy';
+const SOURCES: readonly { source: Source; title: string }[] = [
+  { source: 'render', title: 'what render writes' },
+  { source: 'policy', title: 'what the compiled admission policy stores on kube-apiserver v1.37.2' },
+];
+
 let workDir = '';
 let programs: { azure: string; aws: string };
-const azureResults = new Map<string, { result: AzureResult; service: JsonObject; warnings: string[] }>();
-const awsResults = new Map<string, { result: AwsResult; service: JsonObject; warnings: string[] }>();
+let controlPlane: ControlPlane;
+let api: ApiClient;
+const azureResults: Record<Source, Map<string, { result: AzureResult; service: JsonObject; warnings: string[] }>> = { render: new Map(), policy: new Map() };
+const awsResults: Record<Source, Map<string, { result: AwsResult; service: JsonObject; warnings: string[] }>> = { render: new Map(), policy: new Map() };
 
 function inputObject(input: Input): JsonObject {
   const object = fixture(input.fixture, input.index ?? 0);
@@ -460,30 +494,81 @@ async function renderAll(provider: string, cases: readonly { name: string; input
   return out;
 }
 
+/**
+ * storeAll stores every case's input through the policy that `export admission-policy` compiles
+ * for it (one policy per distinct policy, bound to the objects by a label), by server-side dry run
+ * on the control plane, and returns each case's Service (Istio's Service for a stored Gateway).
+ * The admission policy gives no warnings, so none are returned.
+ */
+async function storeAll(provider: string, cases: readonly { name: string; input: Input; policy: Record<string, unknown> }[]): Promise<Map<string, Rendered>> {
+  const out = new Map<string, Rendered>();
+  const byPolicy = new Map<string, number[]>();
+  cases.forEach((c, i) => {
+    const key = JSON.stringify({ provider, ...c.policy });
+    byPolicy.set(key, [...(byPolicy.get(key) ?? []), i]);
+  });
+  let run = 0;
+  for (const [policyText, indexes] of byPolicy) {
+    run++;
+    const policyFile = join(workDir, `${provider}-stored-policy-${run}.yaml`);
+    writeFileSync(policyFile, stringify(JSON.parse(policyText)));
+    const exported = await runCli(['export', 'admission-policy', '--policy', policyFile]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const label = { 'lbp-conformance/policy': `${provider}-${run}` };
+    const created = await installCompiledPolicy(api, parseAllDocuments(exported.stdout).map((d) => d.toJS() as JsonObject), { label, failurePolicy: 'Fail' });
+    try {
+      for (const i of indexes) {
+        const input = inputObject(cases[i]!.input);
+        const metadata = input['metadata'] as JsonObject;
+        await ensureNamespace(controlPlane.kubectl, String(metadata['namespace']));
+        input['metadata'] = { ...metadata, labels: { ...(metadata['labels'] as JsonObject | undefined), ...label } };
+        const stored = await api.dryRunCreate(input);
+        if ('refused' in stored) throw new Error(`${cases[i]!.name}: the API server refused the input: ${stored.refused}`);
+        const service = stored.object['kind'] === 'Gateway' ? istioService(stored.object) : stored.object;
+        out.set(cases[i]!.name, { service: allocate(service), warnings: [] });
+      }
+    } finally {
+      for (const path of created) await api.send('DELETE', path);
+    }
+  }
+  return out;
+}
+
+/** servicesFrom returns each case's Service from the source. */
+function servicesFrom(source: Source, provider: string, cases: readonly { name: string; input: Input; policy: Record<string, unknown> }[]): Promise<Map<string, Rendered>> {
+  return source === 'render' ? renderAll(provider, cases) : storeAll(provider, cases);
+}
+
 beforeAll(async () => {
   programs = programPaths();
   workDir = mkdtempSync(join(tmpdir(), 'lbp-conformance-'));
+  controlPlane = await startControlPlane({ version: 'v1.37.2' });
+  api = apiClient(controlPlane.kubeconfig);
 
-  const azureRendered = await renderAll('azure', AZURE_CASES);
-  const azure = await runAzure(
-    programs.azure,
-    AZURE_CASES.map((c) => ({ name: c.name, service: azureRendered.get(c.name)!.service, sku: 'standard', probeMode: c.probeMode ?? 'servicenodeport' })),
-  );
-  for (const result of azure) azureResults.set(result.name, { result, ...azureRendered.get(result.name)! });
+  for (const { source } of SOURCES) {
+    const azureRendered = await servicesFrom(source, 'azure', AZURE_CASES);
+    const azure = await runAzure(
+      programs.azure,
+      AZURE_CASES.map((c) => ({ name: c.name, service: azureRendered.get(c.name)!.service, sku: 'standard', probeMode: c.probeMode ?? 'servicenodeport' })),
+    );
+    for (const result of azure) azureResults[source].set(result.name, { result, ...azureRendered.get(result.name)! });
 
-  const awsRendered = await renderAll('aws', AWS_CASES);
-  const aws = await runAws(
-    programs.aws,
-    AWS_CASES.map((c) => ({
-      name: c.name,
-      service: awsRendered.get(c.name)!.service,
-      defaultTargetType: c.controllerDefault ?? ((c.policy['aws'] as { defaultTargetType?: 'instance' | 'ip' } | undefined)?.defaultTargetType ?? 'instance'),
-    })),
-  );
-  for (const result of aws) awsResults.set(result.name, { result, ...awsRendered.get(result.name)! });
+    const awsRendered = await servicesFrom(source, 'aws', AWS_CASES);
+    const aws = await runAws(
+      programs.aws,
+      AWS_CASES.map((c) => ({
+        name: c.name,
+        service: awsRendered.get(c.name)!.service,
+        defaultTargetType: c.controllerDefault ?? ((c.policy['aws'] as { defaultTargetType?: 'instance' | 'ip' } | undefined)?.defaultTargetType ?? 'instance'),
+      })),
+    );
+    for (const result of aws) awsResults[source].set(result.name, { result, ...awsRendered.get(result.name)! });
+  }
 }, 600_000);
 
-afterAll(() => {
+afterAll(async () => {
+  api?.close();
+  await controlPlane?.stop();
   if (workDir !== '') rmSync(workDir, { recursive: true, force: true });
 });
 
@@ -517,9 +602,9 @@ function trafficPorts(service: JsonObject): Set<number | string> {
   return out;
 }
 
-describe('cloud-provider-azure v1.34.3 reads what render writes', () => {
+describe.each(SOURCES)('cloud-provider-azure v1.34.3 reads $title', ({ source }) => {
   it.each(AZURE_CASES.map((c) => [c.name, c] as const))('%s.', (_name, c) => {
-    const { result, service, warnings } = azureResults.get(c.name)!;
+    const { result, service, warnings } = azureResults[source].get(c.name)!;
     expect(result.error).toBeUndefined();
     const expected = Object.entries(c.probes)
       .filter(([, probe]) => probe !== 'no rule')
@@ -529,12 +614,13 @@ describe('cloud-provider-azure v1.34.3 reads what render writes', () => {
         return { port: Number(port), protocol: 'Tcp', probe: want };
       });
     expect([...result.rules].sort((a, b) => a.port - b.port)).toEqual(expected.sort((a, b) => a.port - b.port));
-    expect(warnings).toEqual(c.warnings ?? []);
+    // The admission policy sends no warnings (README, "Enforcement without a webhook").
+    if (source === 'render') expect(warnings).toEqual(c.warnings ?? []);
   });
 
   it('no case gets an error from the cloud code or an HTTP(S) probe of GET / on a traffic port.', () => {
-    expect(azureResults.size).toBe(AZURE_CASES.length);
-    for (const [name, { result, service }] of azureResults) {
+    expect(azureResults[source].size).toBe(AZURE_CASES.length);
+    for (const [name, { result, service }] of azureResults[source]) {
       expect(result.error, name).toBeUndefined();
       const traffic = trafficPorts(service);
       for (const rule of result.rules) {
@@ -546,10 +632,10 @@ describe('cloud-provider-azure v1.34.3 reads what render writes', () => {
   });
 });
 
-describe('aws-load-balancer-controller v2.17.1 reads what render writes', () => {
+describe.each(SOURCES)('aws-load-balancer-controller v2.17.1 reads $title', ({ source }) => {
   it.each(AWS_CASES.map((c) => [c.name, c] as const))('%s.', (_name, c) => {
-    const { result, service, warnings } = awsResults.get(c.name)!;
-    expect(warnings).toEqual(c.warnings ?? []);
+    const { result, service, warnings } = awsResults[source].get(c.name)!;
+    if (source === 'render') expect(warnings).toEqual(c.warnings ?? []);
     if (c.check === 'not reconciled') {
       expect(result.supported).toBe(false);
       const annotations = ((service['metadata'] as JsonObject)['annotations'] ?? {}) as Record<string, string>;
@@ -566,8 +652,8 @@ describe('aws-load-balancer-controller v2.17.1 reads what render writes', () => 
   });
 
   it('no case the controller reconciles gets an error from its code or an HTTP(S) check of GET / on a traffic port.', () => {
-    expect(awsResults.size).toBe(AWS_CASES.length);
-    for (const [name, { result, service }] of awsResults) {
+    expect(awsResults[source].size).toBe(AWS_CASES.length);
+    for (const [name, { result, service }] of awsResults[source]) {
       if (!result.supported) continue;
       const traffic = trafficPorts(service);
       for (const port of result.ports) {
@@ -673,10 +759,10 @@ const ALB_CASES: AlbCase[] = [
   },
 ];
 
-describe('aws-load-balancer-controller v2.17.1 Ingress (ALB) reads what render writes on backend Services', () => {
+describe.each(SOURCES)('aws-load-balancer-controller v2.17.1 Ingress (ALB) reads $title on backend Services', ({ source }) => {
   const albResults = new Map<string, { result: AlbResult; service: JsonObject; warnings: readonly string[] }>();
   beforeAll(async () => {
-    const rendered = await renderAll('aws', ALB_CASES);
+    const rendered = await servicesFrom(source, 'aws', ALB_CASES);
     const results = await runAlb(
       programPaths().alb,
       ALB_CASES.map((c) => ({ name: c.name, service: rendered.get(c.name)!.service, ingressAnnotations: c.ingress ?? {} })),
@@ -686,7 +772,7 @@ describe('aws-load-balancer-controller v2.17.1 Ingress (ALB) reads what render w
 
   it.each(ALB_CASES.map((c) => [c.name, c] as const))('%s.', (_name, c) => {
     const { result, service, warnings } = albResults.get(c.name)!;
-    expect(warnings).toEqual(c.warnings ?? []);
+    if (source === 'render') expect(warnings).toEqual(c.warnings ?? []);
     expect(result.error).toBeUndefined();
     expect(result.targetType).toBe(c.check.targetType);
     expect(result.healthCheck).toEqual({

@@ -57,6 +57,7 @@ describe('with the opt-in overlay registered', () => {
 
   it('The API server allocated clusterIP and nodePorts after the patch, so the patched Service passed validation.', async () => {
     const stored = await k.get('service', 'gateway-istio', 'optin-on');
+    // The control plane gives Services addresses from 198.19.0.0/16 (test/support/controlplane.ts).
     expect(stored?.spec.clusterIP).toMatch(/^198\.19\.\d+\.\d+$/);
     for (const port of stored?.spec.ports ?? []) expect(port.nodePort).toBeGreaterThanOrEqual(30000);
   });

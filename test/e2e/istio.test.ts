@@ -9,9 +9,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { fixture } from '../support/fixtures.js';
 import { runCli } from '../support/cli.js';
 import { cluster } from '../support/cluster.js';
+import { admissionPolicyApiVersion } from '../support/controlplane.js';
 import { ensureIstiod, installIstioPrerequisites, startIstiod, type Istiod } from '../support/istiod.js';
 import { ensureNamespace, registerWebhook, startWebhook, unregisterWebhook, waitUntilMutating, type RunningWebhook } from '../support/webhook.js';
 
@@ -295,4 +297,49 @@ describe('with gateway.annotationsTarget: infrastructure', () => {
     const service = await serviceOf(TCP, 'internal-infra', has(expected));
     expect(azureAnnotations(service)).toEqual(expected);
   });
+});
+
+const policyApi = admissionPolicyApiVersion(inject('controlPlane').version);
+
+describe.skipIf(policyApi === undefined)('with the compiled admission policy instead of the webhook (where the API server serves MutatingAdmissionPolicy)', () => {
+  const namespace = 'istio-admission-policy';
+  const label = 'lbp-e2e/admission-policy';
+  let created: string[] = [];
+
+  beforeAll(async () => {
+    // A namespace the webhook does not act in (no lb-probe-webhook/enabled label): only the policy does.
+    await ensureNamespace(k.kubectl, namespace, { [label]: 'true' });
+    const exported = await runCli(['export', 'admission-policy', '--policy', policyFile, '--api-version', policyApi ?? 'v1', '--name', 'lbp-e2e-istio-policy']);
+    expect(exported.code, exported.stderr).toBe(0);
+    const objects = parseAllDocuments(exported.stdout).map((d) => d.toJS() as Json);
+    for (const object of objects) if (object.kind === 'MutatingAdmissionPolicyBinding') object.spec.matchResources = { namespaceSelector: { matchLabels: { [label]: 'true' } } };
+    const applied = await k.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+    expect(applied.code, applied.stderr).toBe(0);
+    created = objects.map((o) => `${String(o.kind).toLowerCase()}/${String(o.metadata.name)}`);
+    // The policy reaches the admission chain a moment after it is created; a dry run shows when.
+    await waitUntilMutating(k.kubectl, namespace);
+  });
+  afterAll(async () => {
+    for (const ref of created) await k.kubectl(['delete', ref, '--ignore-not-found']);
+  });
+
+  it('a Gateway of class istio: istiod generates its Service, which gets its TCP probes from the policy alone and stays still for 10 s', async () => {
+    await k.apply(gateway('gateway-plain.yaml', namespace, 'by-policy'));
+    expect(azureAnnotations(await k.get('gateway', 'by-policy', namespace))).toEqual(TCP_PROBES);
+    const service = await serviceOf(namespace, 'by-policy', has(TCP_PROBES));
+    expect(azureAnnotations(service)).toEqual(TCP_PROBES);
+    expect(webhook?.reviews('by-policy') ?? []).toEqual([]);
+    const { before, after } = await idleResourceVersions(namespace, ['by-policy-istio']);
+    expect(after).toEqual(before);
+  }, 180_000);
+
+  it('a probe annotation removed from the Service by hand is back, from istiod and the policy, then the Service stays still for 10 s', async () => {
+    const key = `${AZ}port_80_health-probe_protocol`;
+    const removed = await k.kubectl(['annotate', 'service', 'by-policy-istio', '-n', namespace, `${key}-`]);
+    expect(removed.code).toBe(0);
+    const service = await serviceOf(namespace, 'by-policy', has({ [key]: 'tcp' }));
+    expect(azureAnnotations(service)).toEqual(TCP_PROBES);
+    const { before, after } = await idleResourceVersions(namespace, ['by-policy-istio']);
+    expect(after).toEqual(before);
+  }, 120_000);
 });

@@ -28,9 +28,9 @@ export interface Toolchain {
  * and prints KEY=value lines of where things are) and returns a reader of those values, which
  * throws naming the script when a key is missing. The script's own messages go to stderr.
  */
-export function runBuildScript(script: string, args: readonly string[] = []): (key: string) => string {
+export function runBuildScript(script: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}): (key: string) => string {
   const name = script.slice(script.indexOf('test/'));
-  const out = spawnSync('bash', [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = spawnSync('bash', [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   if (out.status !== 0) throw new Error(`${name} failed with exit ${out.status}`);
   return (key) => {
     const match = new RegExp(`^${key}=(.*)$`, 'm').exec(out.stdout);
@@ -39,9 +39,12 @@ export function runBuildScript(script: string, args: readonly string[] = []): (k
   };
 }
 
-/** ensureToolchain builds the control plane binaries when they are missing and returns their location. */
-export function ensureToolchain(): Toolchain {
-  const value = runBuildScript(BUILD_SCRIPT);
+/** DEFAULT_K8S_VERSION is the Kubernetes version the suite runs on unless a test asks for another (build.sh's default too). */
+export const DEFAULT_K8S_VERSION = 'v1.35.4';
+
+/** ensureToolchain builds the control plane binaries of a Kubernetes version when they are missing and returns their location. */
+export function ensureToolchain(version: string = DEFAULT_K8S_VERSION): Toolchain {
+  const value = runBuildScript(BUILD_SCRIPT, [], { K8S_VERSION: version });
   return { binDir: value('BIN_DIR'), gatewayCrds: value('GATEWAY_CRDS') };
 }
 
@@ -206,6 +209,8 @@ export interface ControlPlaneInfo {
   readonly kubeconfig: string;
   readonly server: string;
   readonly binDir: string;
+  /** version is the Kubernetes version of the running kube-apiserver. */
+  readonly version: string;
 }
 
 /** ControlPlane is a running etcd and kube-apiserver. */
@@ -227,8 +232,9 @@ export interface ControlPlaneUser {
 }
 
 /**
- * ControlPlaneOptions turn the loopback control plane into one a real node can join (test/support/node.ts).
- * Left out, the API server listens on 127.0.0.1, authorizes with RBAC only, and reconciles no endpoints.
+ * ControlPlaneOptions choose the Kubernetes version and extra API server flags, and turn the loopback
+ * control plane into one a real node can join (test/support/node.ts). Left out, the API server is
+ * v1.35.4 on 127.0.0.1, authorizes with RBAC only, and reconciles no endpoints.
  */
 export interface ControlPlaneOptions {
   /** address is where kube-apiserver listens and what it advertises (the kubernetes Service's endpoint, reached by Pods). */
@@ -239,6 +245,29 @@ export interface ControlPlaneOptions {
   readonly node?: boolean;
   /** onSpawn is told of each process as soon as it is started (the node's host journal records it). */
   readonly onSpawn?: (pid: number | undefined, name: string) => void;
+  /** version is the Kubernetes version (DEFAULT_K8S_VERSION when absent), built by build.sh if missing. */
+  readonly version?: string;
+  /** apiserverArgs are added to kube-apiserver's flags, e.g. feature gates and runtime config. */
+  readonly apiserverArgs?: readonly string[];
+}
+
+/**
+ * MUTATING_ADMISSION_POLICY_BETA are the kube-apiserver flags that serve MutatingAdmissionPolicy
+ * v1beta1 on 1.34 and 1.35, where it is off by default (GA and on from 1.36: KEP-3962).
+ */
+export const MUTATING_ADMISSION_POLICY_BETA: readonly string[] = [
+  '--feature-gates=MutatingAdmissionPolicy=true',
+  '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
+];
+
+/**
+ * admissionPolicyApiVersion is the MutatingAdmissionPolicy version a control plane of this suite
+ * serves at a Kubernetes version: v1 from 1.36, v1beta1 on 1.34 and 1.35 (where the e2e setup turns
+ * the beta on with MUTATING_ADMISSION_POLICY_BETA), none before.
+ */
+export function admissionPolicyApiVersion(version: string): 'v1' | 'v1beta1' | undefined {
+  const minor = Number(/^v1\.(\d+)\./.exec(version)?.[1] ?? 0);
+  return minor >= 36 ? 'v1' : minor >= 34 ? 'v1beta1' : undefined;
 }
 
 /** kubeletClientCertificate issues the API server's client certificate for the kubelet (system:masters) under the CA. */
@@ -263,7 +292,7 @@ function kubeletClientCertificate(ca: { certPem: string; keyPem: string }): { ce
 
 /** startControlPlane starts etcd and kube-apiserver (on loopback unless options say otherwise) and installs the Gateway API standard CRDs. */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
-  const toolchain = ensureToolchain();
+  const toolchain = ensureToolchain(options.version);
   const dir = tempDir('lbp-controlplane-');
   const bin = (name: string): string => join(toolchain.binDir, name);
   const address = options.address ?? '127.0.0.1';
@@ -348,6 +377,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       ...(options.address === undefined ? ['--endpoint-reconciler-type=none'] : []),
       ...nodeFlags,
       '--v=1',
+      ...(options.apiserverArgs ?? []),
     ],
     join(dir, 'kube-apiserver.log'),
   );
@@ -389,6 +419,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     kubeconfig,
     server,
     binDir: toolchain.binDir,
+    version: options.version ?? DEFAULT_K8S_VERSION,
     kubectl,
     ca: { certPem: serving.caCert, keyPem: serving.caKey },
     tokens,

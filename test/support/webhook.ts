@@ -25,6 +25,10 @@ export interface RunningWebhook {
   readonly url: string;
   readonly caBundle: string;
   readonly certsDir: string;
+  /** policyFile is the policy the process serves; it reloads a new one within its reload interval. */
+  readonly policyFile: string;
+  /** logFile is where the process writes its JSON log lines. */
+  readonly logFile: string;
   /** logs reads every JSON line the process has written so far. */
   logs(): LogLine[];
   /** reviews returns the review log lines so far, for one object name when given. */
@@ -45,8 +49,8 @@ function runCli(args: readonly string[]): void {
   if (out.status !== 0) throw new Error(`lb-probe-webhook ${args.join(' ')}: ${out.stderr}`);
 }
 
-/** startWebhook writes the policy, makes certificates with `certs` and starts `serve` on loopback (LOG_LEVEL debug unless env says otherwise). */
-export async function startWebhook(policy: string, env: NodeJS.ProcessEnv = {}): Promise<RunningWebhook> {
+/** startWebhook writes the policy, makes certificates with `certs` and starts `serve` on loopback (LOG_LEVEL debug unless env says otherwise), with serve's extra flags. */
+export async function startWebhook(policy: string, env: NodeJS.ProcessEnv = {}, flags: readonly string[] = []): Promise<RunningWebhook> {
   const dir = tempDir('lbp-webhook-');
   const certsDir = join(dir, 'certs');
   runCli(['certs', '--out', certsDir, '--dns', 'localhost', '--ip', '127.0.0.1']);
@@ -57,7 +61,7 @@ export async function startWebhook(policy: string, env: NodeJS.ProcessEnv = {}):
   const child = startProcess(
     process.execPath,
     [CLI, 'serve', '--policy', join(dir, 'policy.yaml'), '--tls-cert', join(certsDir, 'tls.crt'), '--tls-key', join(certsDir, 'tls.key'),
-      '--port', String(port), '--health-port', String(healthPort), '--address', '127.0.0.1', '--shutdown-delay', '0s'],
+      '--port', String(port), '--health-port', String(healthPort), '--address', '127.0.0.1', '--shutdown-delay', '0s', ...flags],
     logFile,
     { ...process.env, LOG_LEVEL: 'debug', ...env },
   );
@@ -79,6 +83,8 @@ export async function startWebhook(policy: string, env: NodeJS.ProcessEnv = {}):
     url,
     caBundle: Buffer.from(readFileSync(join(certsDir, 'ca.crt'))).toString('base64'),
     certsDir,
+    policyFile: join(dir, 'policy.yaml'),
+    logFile,
     logs,
     reviews,
     async settledReviews(name) {

@@ -213,17 +213,30 @@ describe('decide picks the probe', () => {
     { name: 'The object annotation none leaves the object alone.', annotation: 'none', outcome: 'skipped', probe: 'none' },
     { name: 'The object annotation readiness wins over the policy’s tcp.', annotation: 'readiness', outcome: 'patched', probe: 'readiness' },
     { name: 'The object annotation tcp wins over a matching rule.', annotation: 'tcp', outcome: 'patched', probe: 'tcp', rules: [{ match: { namespaces: ['istio-*'] }, probe: 'none' }] },
+    { name: 'The object annotation kube-proxy wins over the policy’s tcp.', annotation: 'kube-proxy', outcome: 'patched', probe: 'kube-proxy' },
   ])('$name', ({ annotation, outcome, probe, rules }) => {
     const object = withAnnotations(service(), { 'lb-probe-webhook/probe': annotation });
     const decision = decide({ object, operation: 'CREATE', policy: policy({ provider: 'azure', rules: rules ?? [] }) });
     expect(decision).toMatchObject({ outcome, probe });
   });
 
+  it('probe kube-proxy on Azure writes kube-proxy\'s /healthz on node port 10256 for every affected port, whatever the profile.', () => {
+    const decision = decide({ object: service(), operation: 'CREATE', policy: policy({ provider: 'azure', probe: 'kube-proxy' }) });
+    expect(decision.changes.map((c) => `${c.key}=${c.value}`)).toEqual([
+      'service.beta.kubernetes.io/port_80_health-probe_protocol=http',
+      'service.beta.kubernetes.io/port_80_health-probe_port=10256',
+      'service.beta.kubernetes.io/port_80_health-probe_request-path=/healthz',
+      'service.beta.kubernetes.io/port_443_health-probe_protocol=http',
+      'service.beta.kubernetes.io/port_443_health-probe_port=10256',
+      'service.beta.kubernetes.io/port_443_health-probe_request-path=/healthz',
+    ]);
+  });
+
   it('An invalid object annotation is ignored with a warning, and the policy applies.', () => {
     const object = withAnnotations(service(), { 'lb-probe-webhook/probe': 'http' });
     const decision = decide({ object, operation: 'CREATE', policy: azure });
     expect(decision).toMatchObject({ outcome: 'patched', probe: 'tcp' });
-    expect(decision.warnings).toEqual(['lb-probe-webhook: ignored lb-probe-webhook/probe="http"; use tcp, readiness or none']);
+    expect(decision.warnings).toEqual(['lb-probe-webhook: ignored lb-probe-webhook/probe="http"; use tcp, readiness, kube-proxy or none']);
   });
 
   it.each([

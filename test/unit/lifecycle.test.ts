@@ -207,7 +207,7 @@ describe('policy reload, on the manual clock', () => {
     await clock.advance(100);
     const refused = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'policy refused; the last good policy keeps serving');
     expect(refused?.['problems']).toEqual([
-      `${policyFile}:2: probe: must be one of "tcp", "readiness", "none", got "maybe"`,
+      `${policyFile}:2: probe: must be one of "tcp", "readiness", "kube-proxy", "none", got "maybe"`,
       `${policyFile}:3: bogus: unknown key; allowed: provider, mode, probe, readiness, overwrite, kinds, gateway, profiles, azure, aws, custom, rules`,
     ]);
     expect(await probeValue()).toBe('http');

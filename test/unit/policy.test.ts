@@ -115,7 +115,7 @@ extra: true
     ).toEqual([
       'p.yaml:1: provider: unknown provider "openstack"; one of "azure", "aws", "gcp", "digitalocean", "hetzner", "linode", "oci", "alibaba", "ibm", "custom"',
       'p.yaml:2: mode: must be one of "enforce", "warn", got "strict"',
-      'p.yaml:3: probe: must be one of "tcp", "readiness", "none", got "http"',
+      'p.yaml:3: probe: must be one of "tcp", "readiness", "kube-proxy", "none", got "http"',
       'p.yaml:5: readiness.port: must be a port number (1-65535) or a Service port name, got "Not_A_Port"',
       'p.yaml:6: readiness.path: must be an HTTP path starting with "/" and without spaces, got "healthz"',
       'p.yaml:7: readiness.scheme: unknown key; allowed: port, path',
@@ -130,7 +130,7 @@ extra: true
       'p.yaml:12: aws.alb: must be true or false, got "yes"',
       'p.yaml:14: rules[0].match.namespaces: must be a list of namespace names or globs',
       'p.yaml:14: rules[0].match.labels.a: must be a string (quote it), got 1',
-      'p.yaml:15: rules[0].probe: must be one of "tcp", "readiness", "none", got "maybe"',
+      'p.yaml:15: rules[0].probe: must be one of "tcp", "readiness", "kube-proxy", "none", got "maybe"',
       'p.yaml:16: rules[1]: must be a mapping',
       'p.yaml:18: rules[2].readiness.port: must be a port number (1-65535) or a Service port name, got 0',
       'p.yaml:19: profiles[1]: unknown profile "traefik"; one of "istio", "ingress-nginx", "haproxy-ingress"',
@@ -155,7 +155,7 @@ extra: true
     ['a rule with neither probe nor readiness', 'provider: azure\nrules:\n  - match: {}\n', ['p.yaml:3: rules[0]: needs probe, readiness or both']],
     ['profiles that are not a list', 'provider: azure\nprofiles: istio\n', ['p.yaml:2: profiles: must be a list of "istio", "ingress-nginx", "haproxy-ingress" (an empty list recognizes none)']],
     ['custom templates with another provider', 'provider: azure\ncustom: { tcp: { perPort: { "a/{port}": x } } }\n', ['p.yaml:2: custom: templates are only read with provider "custom", not "azure"']],
-    ['provider custom without templates', 'provider: custom\n', ['p.yaml:1: custom: provider "custom" needs at least one template under custom.tcp or custom.readiness']],
+    ['provider custom without templates', 'provider: custom\n', ['p.yaml:1: custom: provider "custom" needs at least one template under custom.tcp, custom.readiness or custom.kube-proxy']],
     [
       'an unknown placeholder, {port} per Service, and a key that is no annotation key',
       'provider: custom\ncustom:\n  tcp:\n    perPort: { "a/{host}": x }\n    perService: { "b/{port}": x, "not a key": y }\n',

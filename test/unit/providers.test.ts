@@ -205,6 +205,55 @@ describe('azure', () => {
   });
 });
 
+describe('probe kube-proxy (what AKS writes for its managed Istio gateways)', () => {
+  it('Azure probes every affected port with GET /healthz on node port 10256, kube-proxy\'s health endpoint, one group per port.', () => {
+    const result = annotate('azure', 'kube-proxy');
+    expect(result.groups.map((g) => g.annotations)).toEqual(
+      [80, 443].map((port) => ({
+        [`service.beta.kubernetes.io/port_${port}_health-probe_protocol`]: 'http',
+        [`service.beta.kubernetes.io/port_${port}_health-probe_port`]: '10256',
+        [`service.beta.kubernetes.io/port_${port}_health-probe_request-path`]: '/healthz',
+      })),
+    );
+    expect(result.groups[0]?.reason).toBe('Azure probes port 80 (http) with GET :10256/healthz (kube-proxy) instead of GET /');
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('Azure leaves an externalTrafficPolicy Local Service alone, as AKS documents: its probe already is kube-proxy\'s health check node port.', () => {
+    expect(annotate('azure', 'kube-proxy', fixture('service-etp-local.yaml'))).toEqual({
+      groups: [],
+      warnings: [],
+      notes: ["Azure: externalTrafficPolicy Local is probed on kube-proxy's health check node port; nothing to change"],
+    });
+  });
+
+  it.each([
+    ['aws', 'AWS'],
+    ['hetzner', 'Hetzner'],
+    ['linode', 'Linode'],
+    ['alibaba', 'Alibaba'],
+    ['ibm', 'IBM Cloud'],
+  ] as const)('%s, where it means nothing, changes nothing and warns.', (provider, title) => {
+    expect(annotate(provider, 'kube-proxy', fixture('service-aws-nlb.yaml'))).toEqual({
+      groups: [],
+      warnings: [`${title}: probe kube-proxy is for Azure (AKS probes kube-proxy's /healthz on node port 10256); the default probe stays`],
+      notes: [],
+    });
+  });
+
+  it.each([
+    ['digitalocean', 'DigitalOcean'],
+    ['oci', 'OCI'],
+  ] as const)('%s, whose default check already is kube-proxy\'s, changes nothing and notes why.', (provider, title) => {
+    expect(annotate(provider, 'kube-proxy')).toEqual({ groups: [], warnings: [], notes: [`${title}: the default check already is kube-proxy's /healthz; nothing to change`] });
+  });
+
+  it('custom applies its kube-proxy templates.', () => {
+    const result = annotate('custom', 'kube-proxy', fixture('istio-gateway-service.yaml'), { custom: { 'kube-proxy': { perPort: { 'example.com/probe-{port}': 'http:10256/healthz' } } } });
+    expect(merged(result)).toEqual({ 'example.com/probe-80': 'http:10256/healthz', 'example.com/probe-443': 'http:10256/healthz' });
+  });
+});
+
 describe('digitalocean', () => {
   const P = 'service.beta.kubernetes.io/do-loadbalancer-';
   it('A tcp probe needs nothing.', () => {

@@ -8,11 +8,12 @@
  *      metrics, tls, certs, log      adapters of one concern each
  *   2  policy                        parse (pure) and load (reads the file)
  *   3  decision
- *   4  manifests, audit, admission   uses of the decision (admission: the review seam and its log and metrics wrappers)
+ *   4  manifests, audit, admission,  uses of the decision (admission: the review seam and its log and metrics wrappers;
+ *      admission-policy              admission-policy: the decision compiled to CEL for the API server)
  *   5  http, runtime                 the servers; live reload and the process's lifecycle
  *   6  cli                           the commands; no module imports the entry point cli/main.ts
  *
- * The pure core (core, profiles, providers, policy, decision, manifests, audit) imports no adapter,
+ * The pure core (core, profiles, providers, policy, decision, manifests, audit, admission-policy) imports no adapter,
  * no Node.js built-in and no package other than yaml and fast-json-patch; policy/load.ts is the one
  * module of it that reads a file. Outside src/, tests and the benchmark share code only through
  * test/support/: an import that leaves its own folder (test/unit, test/e2e, test/conformance,
@@ -72,13 +73,14 @@ const RANKS: Readonly<Record<string, number>> = {
   manifests: 4,
   audit: 4,
   admission: 4,
+  'admission-policy': 4,
   http: 5,
   runtime: 5,
   cli: 6,
 };
 
 /** PURE are the folders of the pure core: no I/O, no adapter. */
-const PURE = new Set(['core', 'errors.ts', 'profiles', 'providers', 'policy', 'decision', 'manifests', 'audit']);
+const PURE = new Set(['core', 'errors.ts', 'profiles', 'providers', 'policy', 'decision', 'manifests', 'audit', 'admission-policy']);
 /** PURE_PACKAGES are the only packages the pure core may import. */
 const PURE_PACKAGES = new Set(['yaml', 'fast-json-patch']);
 /** FILE_READERS are the modules of the pure folders that read a file, by design. */
