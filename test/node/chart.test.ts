@@ -5,6 +5,7 @@
  * host.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { MAX_HEAP_BYTES, SERVE_NODE_FLAGS } from '../../src/runtime/memory.js';
 import { waitFor } from '../support/controlplane.js';
 import { ensureIstiod, installIstioPrerequisites, startIstiod, type Istiod } from '../support/istiod.js';
 import { installChart, NAMESPACE, nodeCluster, uninstallChart, waitMutating, waitReady, webhookPods, type WebhookPod } from '../support/nodecluster.js';
@@ -82,7 +83,7 @@ describe('the Pod, seen from inside it', () => {
       uid: process.getuid(), gid: process.getgid(), groups: process.getgroups(),
       capEff: status.CapEff, capPrm: status.CapPrm, capBnd: status.CapBnd, noNewPrivs: status.NoNewPrivs, seccomp: status.Seccomp,
       rootWrite: write, tmpWrite: tmp, memoryLimit: cgroup('memory.limit_in_bytes'),
-      nodeOptions: process.env.NODE_OPTIONS, heapLimitMb: Math.round(require('node:v8').getHeapStatistics().heap_size_limit / 2 ** 20),
+      serveArgv: fs.readFileSync('/proc/1/cmdline', 'utf8').split('\\0').filter(Boolean),
       devDependencies: ['typescript', 'vitest', 'eslint', 'fast-check'].filter((d) => fs.existsSync('/app/node_modules/' + d)),
     }));`;
   let seen: any;
@@ -107,9 +108,13 @@ describe('the Pod, seen from inside it', () => {
     expect(seen).toMatchObject({ rootWrite: 'EROFS', tmpWrite: 'EROFS' });
   });
 
-  it('lives in a memory cgroup limited to the chart default of 192Mi, and its heap is capped far below it', () => {
+  it('lives in a memory cgroup limited to the chart default of 192Mi, and its serving process (PID 1) runs with the V8 flags that cap its heap far below it', () => {
     expect(seen.memoryLimit).toBe(String(192 * 2 ** 20));
-    expect(seen.heapLimitMb).toBeLessThan(160);
+    // serve replaces itself (execve, same PID 1) with these flags when started without them, and
+    // refuses to run when V8 then reports a heap limit above MAX_HEAP_BYTES.
+    expect(seen.serveArgv.slice(0, 1 + SERVE_NODE_FLAGS.length)).toEqual(['/nodejs/bin/node', ...SERVE_NODE_FLAGS]);
+    expect(seen.serveArgv.slice(1 + SERVE_NODE_FLAGS.length, 3 + SERVE_NODE_FLAGS.length)).toEqual(['/app/dist/cli/main.js', 'serve']);
+    expect(MAX_HEAP_BYTES).toBeLessThan(160 * 2 ** 20);
   });
 
   it('carries no development dependency in the image', () => {

@@ -10,6 +10,8 @@ import { hostileScenarios, type Endpoint } from '../support/hostile.js';
 import { containerMemoryCgroup, readMemoryCgroup } from '../support/node.js';
 import { installChart, NAMESPACE, nodeCluster, RELEASE, uninstallChart, waitReady, webhookPods, type WebhookPod } from '../support/nodecluster.js';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:tls';
+import { waitFor } from '../support/controlplane.js';
 import { join } from 'node:path';
 
 const node = nodeCluster();
@@ -44,7 +46,24 @@ beforeAll(async () => {
     ca: Buffer.from(secret.data['ca.crt'] as string, 'base64').toString(),
     servername: `${RELEASE}.${NAMESPACE}.svc`,
   };
+  // A Ready Pod is not yet a Service that answers: kube-proxy rejects the Service's address until its
+  // next sync has put the new endpoint in its rules. Wait for one TLS handshake through it.
+  await waitFor(`the Service ${endpoint.host}:${endpoint.port} to complete a TLS handshake`, 30_000, () => handshake(endpoint));
 });
+
+/** handshake is whether one TLS connection to the endpoint completes, verified against its CA. */
+function handshake(to: Endpoint): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: to.host, port: to.port, ca: to.ca, servername: to.servername, timeout: 2_000 });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
 
 afterAll(async () => {
   await uninstallChart(node);
