@@ -33,7 +33,7 @@ export interface ReadinessEndpoint {
 }
 
 /**
- * PROBE_ANNOTATION is the per-object override: `tcp`, `readiness` or `none` on a Service or Gateway
+ * PROBE_ANNOTATION is the per-object override: `tcp`, `readiness`, `kube-proxy` or `none` on a Service or Gateway
  * wins over the policy and its rules.
  */
 export const PROBE_ANNOTATION = 'lb-probe-webhook/probe';

@@ -614,7 +614,7 @@ describe.each(SOURCES)('cloud-provider-azure v1.34.3 reads $title', ({ source })
         return { port: Number(port), protocol: 'Tcp', probe: want };
       });
     expect([...result.rules].sort((a, b) => a.port - b.port)).toEqual(expected.sort((a, b) => a.port - b.port));
-    // The admission policy sends no warnings (README, "Enforcement without a webhook").
+    // The admission policy sends no warnings (docs/admission-policy.md).
     if (source === 'render') expect(warnings).toEqual(c.warnings ?? []);
   });
 

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
-import { fixtureObjects, objectArb, policyArb, readmePolicies } from '../support/admission-corpus.js';
+import { fixtureObjects, objectArb, policyArb, docPolicies } from '../support/admission-corpus.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { decide } from '../../src/decision/decide.js';
 import { parsePolicy } from '../../src/policy/parse.js';
@@ -105,8 +105,8 @@ describe(`on ${TARGETS.map((t) => t.title).join(', and on ')}, at once`, () => {
     }
   });
 
-  it('stores every fixture, under every policy the README shows, the same through the compiled policy as through the webhook, with the annotations render writes', async () => {
-    const policies = readmePolicies();
+  it('stores every fixture, under every policy the README and docs/ show, the same through the compiled policy as through the webhook, with the annotations render writes', async () => {
+    const policies = docPolicies();
     expect(policies.length).toBeGreaterThanOrEqual(3);
     const objects = fixtureObjects();
     await onEach(running, async ({ differential }) => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { compileAdmissionPolicy, type ApiVersion, type Selection } from '../../src/admission-policy/compile.js';
 import { parsePolicy } from '../../src/policy/parse.js';
-import { policyArb, readmePolicies } from '../support/admission-corpus.js';
+import { policyArb, docPolicies } from '../support/admission-corpus.js';
 import { cluster } from '../support/cluster.js';
 import { admissionPolicyApiVersion, removeTempDir, tempDir } from '../support/controlplane.js';
 import { CHART, ensureHelm, helmRunner, kustomizeRender, normalise, parseObjects, valuesFile, type Helm, type K8sObject } from '../support/helm.js';
@@ -47,11 +47,11 @@ function exported(policyText: string, apiVersion: ApiVersion, selection: Selecti
 
 describe('helm template with enforcement: admissionPolicy', () => {
   const policies = [
-    ...readmePolicies().map((p) => ({ name: p.name, settings: parse(p.text) as Record<string, unknown> })),
+    ...docPolicies().map((p) => ({ name: p.name, settings: parse(p.text) as Record<string, unknown> })),
     ...fc.sample(policyArb, { seed: 1617, numRuns: 40 }).map((settings, i) => ({ name: `generated policy ${i}`, settings })),
   ];
 
-  it(`renders, for every README policy and 40 generated ones, the objects export compiles (v1 and v1beta1), and nothing else`, async () => {
+  it(`renders, for every policy the README and docs/ show and 40 generated ones, the objects export compiles (v1 and v1beta1), and nothing else`, async () => {
     for (const [i, { name, settings }] of policies.entries()) {
       const apiVersion: ApiVersion = i % 2 === 0 ? 'v1' : 'v1beta1';
       const mode: Selection = i % 3 === 0 ? 'cluster-wide' : 'opt-in';

@@ -1,6 +1,6 @@
 /**
  * The corpus the compiled admission policy is compared on: every fixture, every policy the README
- * shows, and generated policies and objects (fast-check). The generators draw from pools that hit
+ * and docs/ show, and generated policies and objects (fast-check). The generators draw from pools that hit
  * the decision's branches: every provider and profile, rules with globs and labels, the override
  * annotation, annotations already set, AWS ownership and target types, Gateways of Istio's class
  * and others with and without spec.infrastructure, maps near the 256 KiB limit. The objects are
@@ -8,6 +8,7 @@
  * two mutations, not of validation.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { parseAllDocuments, parseDocument, stringify } from 'yaml';
 import { compileAdmissionPolicy } from '../../src/admission-policy/compile.js';
@@ -15,7 +16,15 @@ import type { JsonObject } from '../../src/core/json.js';
 import { parsePolicy } from '../../src/policy/parse.js';
 import { FIXTURES, fixtures } from './fixtures.js';
 
-const README = new URL('../../README.md', import.meta.url);
+const ROOT = new URL('../../', import.meta.url);
+
+/** DOC_FILES are the README and every page of docs/, relative to the repository's root. */
+function docFiles(): string[] {
+  const pages = readdirSync(fileURLToPath(new URL('docs/', ROOT)))
+    .filter((f) => f.endsWith('.md'))
+    .sort();
+  return ['README.md', ...pages.map((f) => `docs/${f}`)];
+}
 
 /** NAMESPACES are the namespaces the corpus puts objects in; rules match some of them by glob. */
 export const NAMESPACES = ['default', 'kserve', 'team-a', 'team-b7', 'istio-ingress', 'prod-1', 'ingress-nginx', 'haproxy-controller'] as const;
@@ -260,7 +269,7 @@ export function fixtureObjects(): { name: string; object: JsonObject }[] {
  */
 const README_SHAPES: readonly { name: string; text: string }[] = [
   ...['azure', 'aws', 'gcp', 'digitalocean', 'hetzner', 'linode', 'oci', 'alibaba', 'ibm'].flatMap((provider) =>
-    ['tcp', 'readiness'].map((probe) => ({ name: `Providers: ${provider}, probe ${probe}`, text: `provider: ${provider}\nprobe: ${probe}\n` })),
+    ['tcp', 'readiness', 'kube-proxy'].map((probe) => ({ name: `Providers: ${provider}, probe ${probe}`, text: `provider: ${provider}\nprobe: ${probe}\n` })),
   ),
   { name: 'Providers: azure.hideStatusPort', text: 'provider: azure\nprobe: readiness\nazure: { hideStatusPort: true }\n' },
   { name: 'Profiles: aws with aws.alb, probe tcp', text: 'provider: aws\naws: { alb: true }\n' },
@@ -276,28 +285,34 @@ const README_SHAPES: readonly { name: string; text: string }[] = [
 ];
 
 /**
- * readmePolicies returns every policy the README shows: each yaml block that is a policy (it has a
- * provider, or rules or custom with the provider they go with), as the text of a policy file, and
- * the README_SHAPES.
+ * docPolicies returns every policy the README and the pages of docs/ show that the compiler
+ * compiles: each yaml block, and each policy file a console example writes with printf, that is a policy (it has a provider, or rules or custom with the
+ * provider they go with), as the text of a policy file, and the README_SHAPES. A block the compiler
+ * refuses on purpose (docs/admission-policy.md shows one) is left out: it has nothing to compare.
  */
-export function readmePolicies(): { name: string; text: string }[] {
-  const text = readFileSync(README, 'utf8');
-  const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+export function docPolicies(): { name: string; text: string }[] {
   const out: { name: string; text: string }[] = [];
-  blocks.forEach((block, i) => {
-    const doc = parseDocument(block);
-    const value = doc.toJS() as unknown;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
-    const keys = Object.keys(value);
-    if (!keys.some((k) => ['provider', 'rules', 'custom', 'probe'].includes(k))) return;
-    const file = keys.includes('provider') ? block : `provider: azure\n${block}`;
-    try {
-      parsePolicy(file);
-    } catch {
-      return;
-    }
-    out.push({ name: `README yaml block ${i + 1}`, text: file });
-  });
+  for (const file of docFiles()) {
+    const text = readFileSync(fileURLToPath(new URL(file, ROOT)), 'utf8');
+    // yaml blocks, and the files console examples write with printf ('provider: aws\nprobe: readiness\n').
+    const blocks = [
+      ...[...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => ({ where: 'yaml block', block: m[1] ?? '' })),
+      ...[...text.matchAll(/^\$ printf '([^']*)' > \S+\.yaml$/gm)].map((m) => ({ where: 'printf', block: (m[1] ?? '').replaceAll('\\n', '\n') })),
+    ];
+    blocks.forEach(({ where, block }, i) => {
+      const value = parseDocument(block).toJS() as unknown;
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+      const keys = Object.keys(value);
+      if (!keys.some((k) => ['provider', 'rules', 'custom', 'probe'].includes(k))) return;
+      const policy = keys.includes('provider') ? block : `provider: azure\n${block}`;
+      try {
+        if ('refusals' in compileAdmissionPolicy(parsePolicy(policy))) return;
+      } catch {
+        return;
+      }
+      out.push({ name: `${file} ${where} ${i + 1}`, text: policy });
+    });
+  }
   return [...out, ...README_SHAPES];
 }
 
