@@ -157,8 +157,8 @@ export const COMMANDS: readonly CommandSpec[] = [
       'Exit codes: 0 written or kept, 2 error (nothing is written).',
     flags: [
       { name: 'out', type: 'string', value: 'DIR', required: true, complete: 'dir', help: 'The directory to write the four files into' },
-      { name: 'dns', type: 'string', value: 'NAME', multiple: true, help: 'A DNS name of the serving certificate (repeatable; the first is also its CN)' },
-      { name: 'ip', type: 'string', value: 'IP', multiple: true, help: 'An IP address of the serving certificate (repeatable)' },
+      { name: 'dns', type: 'string', value: 'NAME', multiple: true, help: 'A DNS name of the serving certificate; the first is also its CN' },
+      { name: 'ip', type: 'string', value: 'IP', multiple: true, help: 'An IP address of the serving certificate' },
       { name: 'days', type: 'string', value: 'N', default: '365', help: 'Days the serving certificate is valid' },
       { name: 'ca-days', type: 'string', value: 'N', default: '3650', help: 'Days a new CA is valid' },
       { name: 'ca-cert', type: 'string', value: 'FILE', complete: 'file', help: 'Sign with this CA certificate instead of making a new CA' },
