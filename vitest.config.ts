@@ -66,9 +66,10 @@ export default defineConfig({
       reporter: ['text-summary', 'text'],
       // What the unit tests run in process: the pure core, and the server around it (http, runtime,
       // admission, log, metrics, the clock), which runs in process on a manual clock.
-      // src/cli is not gated: its tests run the built CLI as a spawned process, as users run it,
-      // and v8 coverage counts only the test processes, so its figure here is 0 % whatever the
-      // tests do; the commands are held by those process tests instead.
+      // src/cli is gated apart: its tests run the built CLI as a spawned process, as users run it,
+      // and v8 coverage here counts only the test processes. Under npm test each spawned CLI writes
+      // its own V8 coverage (LBP_CLI_COVERAGE, test/support/cli.ts), and `npm run coverage:cli`
+      // (c8) holds src/cli to the same 90 % of lines.
       thresholds: {
         'src/core/**': { lines: 90 },
         'src/profiles/**': { lines: 90 },

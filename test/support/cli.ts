@@ -1,6 +1,7 @@
 /** Runs the built CLI (dist/cli/main.js) as a child process, the way users run it. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** CLI is the path of the built entry point. */
@@ -17,10 +18,20 @@ function ensureBuilt(): void {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
 }
 
+/**
+ * cliEnv is the environment a spawned CLI runs with: the tests' own, the caller's additions, and
+ * NODE_V8_COVERAGE when npm test collects the CLI's coverage (LBP_CLI_COVERAGE names the folder;
+ * `c8 report` turns the dumps into the src/cli coverage gate, as vitest sees only its own processes).
+ */
+export function cliEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const coverage = process.env['LBP_CLI_COVERAGE'];
+  return { ...process.env, ...(coverage === undefined || coverage === '' ? {} : { NODE_V8_COVERAGE: resolve(coverage) }), ...env };
+}
+
 /** startCli spawns the CLI with the Node that runs the tests. */
 export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   ensureBuilt();
-  return spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** runCli runs the CLI to completion, feeding input on stdin. */

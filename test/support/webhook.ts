@@ -8,11 +8,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { CLI, cliEnv } from './cli.js';
 import { freePort, removeTempDir, startProcess, stopChild, tempDir, waitFor, type Kubectl } from './controlplane.js';
 import { postJson } from './https.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(ROOT, 'dist/cli/main.js');
 
 /** WEBHOOK_NAME is the webhook entry's name in the project's MutatingWebhookConfiguration. */
 export const WEBHOOK_NAME = 'probes.lb-probe-webhook.io';
@@ -45,7 +45,7 @@ export interface RunningWebhook {
 
 function runCli(args: readonly string[]): void {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
-  const out = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const out = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: cliEnv() });
   if (out.status !== 0) throw new Error(`lb-probe-webhook ${args.join(' ')}: ${out.stderr}`);
 }
 
@@ -63,7 +63,7 @@ export async function startWebhook(policy: string, env: NodeJS.ProcessEnv = {}, 
     [CLI, 'serve', '--policy', join(dir, 'policy.yaml'), '--tls-cert', join(certsDir, 'tls.crt'), '--tls-key', join(certsDir, 'tls.key'),
       '--port', String(port), '--health-port', String(healthPort), '--address', '127.0.0.1', '--shutdown-delay', '0s', ...flags],
     logFile,
-    { ...process.env, LOG_LEVEL: 'debug', ...env },
+    cliEnv({ LOG_LEVEL: 'debug', ...env }),
   );
   const logs = (): LogLine[] =>
     existsSync(logFile)
