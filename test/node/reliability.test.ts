@@ -12,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../support/controlplane.js';
-import { apiAccessFrom, apiCall, startChurn, type ApiAccess, type ChurnResult } from '../support/churn.js';
+import { apiAccessFrom, apiCall, type ApiAccess } from '../support/apiserver.js';
+import { startChurn, type ChurnResult } from '../support/churn.js';
 import { CHART } from '../support/helm.js';
 import { installChart, NAMESPACE, nodeCluster, RELEASE, uninstallChart, waitMutating, waitReady, webhookPods, type WebhookPod } from '../support/nodecluster.js';
 

@@ -6,7 +6,7 @@
  * matchResources), so both see the same object in the same namespace.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request, Agent } from 'node:https';
+import { Agent } from 'node:https';
 import { isDeepStrictEqual } from 'node:util';
 import { parse, stringify } from 'yaml';
 import type { JsonObject } from '../../src/core/json.js';
@@ -14,6 +14,7 @@ import { processManifests } from '../../src/manifests/process.js';
 import { parsePolicy } from '../../src/policy/parse.js';
 import { compileAdmissionPolicy } from '../../src/admission-policy/compile.js';
 import { NAMESPACES } from './admission-corpus.js';
+import { apiAccessFrom, apiCall, type ApiResponse } from './apiserver.js';
 import { kubectlRunner, type Kubectl } from './controlplane.js';
 import { ensureNamespace, renderOverlay, startWebhook, type RunningWebhook } from './webhook.js';
 
@@ -37,26 +38,10 @@ export interface Difference {
   readonly why: string;
 }
 
-interface Kubeconfig {
-  readonly server: string;
-  readonly ca: string;
-  readonly token: string;
-}
-
-function readKubeconfig(path: string): Kubeconfig {
-  const config = JSON.parse(readFileSync(path, 'utf8')) as {
-    clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
-    users: { user: { token: string } }[];
-  };
-  const cluster = config.clusters[0]?.cluster;
-  const token = config.users[0]?.user.token;
-  if (cluster === undefined || token === undefined) throw new Error(`${path}: no cluster or token`);
-  return { server: cluster.server, ca: Buffer.from(cluster['certificate-authority-data'], 'base64').toString(), token };
-}
-
 /** ApiClient sends requests to the API server with the kubeconfig's token, over kept-alive connections. */
 export interface ApiClient {
-  send(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** send resolves every answer; a network error or a timeout as status 0 with the message as its body. */
+  send(method: string, path: string, body?: unknown): Promise<ApiResponse>;
   /** dryRunCreate asks the API server what it would store for an object, or why it refuses it. */
   dryRunCreate(object: JsonObject): Promise<Stored>;
   close(): void;
@@ -64,31 +49,9 @@ export interface ApiClient {
 
 /** apiClient builds an ApiClient from a kubeconfig the control plane wrote. */
 export function apiClient(kubeconfigPath: string): ApiClient {
-  const kubeconfig = readKubeconfig(kubeconfigPath);
-  const agent = new Agent({ keepAlive: true, maxSockets: 8, ca: kubeconfig.ca });
-  const send = (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> =>
-    new Promise((resolve, reject) => {
-      const req = request(
-        new URL(path, kubeconfig.server),
-        { method, agent, headers: { authorization: `Bearer ${kubeconfig.token}`, 'content-type': 'application/json', accept: 'application/json' } },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (d: Buffer) => chunks.push(d));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
-            let parsed: unknown = text;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              /* not JSON: keep the text */
-            }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+  const access = apiAccessFrom(kubeconfigPath);
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const send = (method: string, path: string, body?: unknown): Promise<ApiResponse> => apiCall(access, agent, method, path, body);
   return {
     send,
     async dryRunCreate(object) {
