@@ -28,6 +28,8 @@ BUILD_PACKAGES=("${RUNTIME_PACKAGES[@]}" dash coreutils findutils libacl1 libatt
 
 log() { echo "image/base.sh: $*" >&2; }
 die() { log "$*"; exit 2; }
+# A command that fails under set -e says which, so a failed build never ends without a word.
+trap 'log "line $LINENO: \`$BASH_COMMAND\` failed (exit $?)"' ERR
 
 command -v buildah >/dev/null || die "buildah is required (Debian: apt-get install buildah)"
 command -v apt-get >/dev/null || die "apt-get is required: the base is made from Debian packages"
@@ -48,7 +50,10 @@ case "$(uname -m)" in
   *) die "no Node binary for $(uname -m)" ;;
 esac
 node_bin="$ROOT/node_modules/node/node_modules/node-linux-$node_arch/bin/node"
-[[ -x "$node_bin" ]] || die "$node_bin is missing: run npm ci first"
+# A later `npm install` prunes the platform package; the package's own bin/node (the same binary,
+# hard-linked at install) stays. Only a binary goes into the image, never a wrapper script.
+[[ -x "$node_bin" ]] || node_bin="$ROOT/node_modules/node/bin/node"
+[[ -x "$node_bin" && "$(head -c 4 "$node_bin")" == $'\x7fELF' ]] || die "$node_bin is missing or not a binary: run npm ci first"
 [[ "$("$node_bin" --version)" == "v$node_version" ]] || die "$node_bin is not Node $node_version: run npm ci"
 
 # The exact package versions apt would install (one apt-cache call: each takes seconds on a busy
@@ -160,10 +165,11 @@ if ! have "$BUILD_IMAGE"; then
     --workingdir / --env PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin --cmd '["node"]'
 fi
 
-# Older bases (other package versions, another Node) are of no more use: untag them.
+# Older bases (other package versions, another Node) are of no more use: untag them. On a new
+# store there are none, and grep then selects nothing and exits 1: not a failure (pipefail).
 for repository in localhost/lb-probe-webhook-base localhost/lb-probe-webhook-build; do
   buildah_ images --noheading --format '{{.Name}}:{{.Tag}}' --filter "reference=$repository" 2>/dev/null \
-    | grep -vxF -e "$RUNTIME_IMAGE" -e "$BUILD_IMAGE" | while read -r old; do buildah_ rmi "$old" >/dev/null 2>&1 || true; done
+    | { grep -vxF -e "$RUNTIME_IMAGE" -e "$BUILD_IMAGE" || true; } | while read -r old; do buildah_ rmi "$old" >/dev/null 2>&1 || true; done
 done
 
 print

@@ -17,6 +17,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { echo "image/build.sh: $*" >&2; }
 die() { log "$*"; exit 2; }
+# A command that fails under set -e says which, so a failed build never ends without a word.
+trap 'log "line $LINENO: \`$BASH_COMMAND\` failed (exit $?)"' ERR
 
 image=""
 archive=""
